@@ -1,0 +1,47 @@
+"""Dependencies, written once as ``Annotated`` aliases (the full-stack-fastapi-template way)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.errors import Forbidden, Unauthorized
+from service.handlers.services import Services
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require_admin(request: Request, services: ServicesDep) -> str:
+    """Bearer-token check for admin routes; returns the actor name used in the audit log.
+
+    Tokens are compared as SHA-256 digests with ``hmac.compare_digest`` against every configured token
+    (no early exit), so response time does not depend on how much of a token a caller guessed."""
+    tokens = services.settings.all_admin_tokens()
+    if not tokens:
+        services.metrics.admin_auth_failures.labels("disabled").inc()
+        raise Forbidden("admin endpoints are disabled: no admin token is configured (CALIBSERVE_ADMIN_TOKEN)")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        services.metrics.admin_auth_failures.labels("missing").inc()
+        raise Unauthorized("admin endpoints need an 'Authorization: Bearer <token>' header")
+    given_digest = hashlib.sha256(given.strip().encode()).digest()
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(given_digest, hashlib.sha256(token.encode()).digest())
+    if not matched:
+        services.metrics.admin_auth_failures.labels("invalid").inc()
+        raise Forbidden("the admin token is not valid")
+    return "admin:" + hashlib.sha256(given.strip().encode()).hexdigest()[:8]
+
+
+AdminDep = Annotated[str, Depends(require_admin)]

@@ -1,0 +1,80 @@
+"""``create_app(settings)``: the lifespan builds engine, registry, writer and metrics, and injects them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import admin, dashboard, feedback, monitoring, native, v2
+from service.api.errors import install_error_handlers
+from service.db.engine import make_engine, make_sessionmaker
+from service.db.writer import PredictionWriter
+from service.handlers.services import Services
+from service.monitoring.gauges import refresh_gauges
+from service.monitoring.metrics import ServiceMetrics
+from service.repository.registry import Registry
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings, metrics: ServiceMetrics | None = None) -> Services:
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    metrics = metrics or ServiceMetrics()
+    writer = PredictionWriter(
+        engine, max_queue=settings.log_queue_size, batch_size=settings.log_batch_size,
+        flush_seconds=settings.log_flush_seconds, bucket_seconds=settings.bucket_seconds,
+        on_written=metrics.log_written.inc, on_dropped=metrics.log_dropped.inc,
+    )
+    registry = Registry(settings.model_repository, sessions, intra_op_threads=settings.intra_op_threads,
+                        inter_op_threads=settings.inter_op_threads)
+    return Services(settings, engine, sessions, registry, writer, metrics)
+
+
+def _background(services: Services, stop: threading.Event) -> None:
+    """Replica sync (active calibrators, aliases) every poll interval; gauges every monitor interval."""
+    s = services.settings
+    since_gauges = s.monitor_interval_seconds
+    while not stop.wait(s.calibrator_poll_seconds):
+        try:
+            services.registry.sync_calibrators()
+            since_gauges += s.calibrator_poll_seconds
+            if since_gauges >= s.monitor_interval_seconds:
+                since_gauges = 0.0
+                refresh_gauges(services)
+        except Exception:  # keep polling: a database blip must not stop propagation for good
+            log.exception("background sync failed")
+
+
+def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build_services(settings, metrics)
+        services.registry.load_all()
+        services.writer.start()
+        stop = threading.Event()
+        thread = threading.Thread(target=_background, args=(services, stop), name="sync", daemon=True)
+        thread.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            services.writer.stop()  # graceful shutdown: queued prediction rows are written first
+            services.engine.dispose()
+
+    app = FastAPI(title="calibserve", version=__version__, lifespan=lifespan,
+                  description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
+    install_error_handlers(app)
+    for module in (native, feedback, monitoring, admin, v2, dashboard):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,156 @@
+"""``calibserve`` command line: demo, serve, train, register, refit, db upgrade/downgrade."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from service.settings import Settings
+
+DEMO_TOKEN = "demo-admin-token"
+
+
+def _serve(settings: Settings, workers: int = 1) -> None:
+    import uvicorn
+
+    from service.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    if workers > 1:
+        # per-worker registries would give wrong counts: aggregate through files (prometheus multiprocess)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="calibserve-prom-"))
+        for key, value in settings.model_dump(mode="json").items():
+            if value is not None and key not in ("admin_tokens", "admin_token"):
+                os.environ[f"CALIBSERVE_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        if settings.admin_token is not None:
+            os.environ["CALIBSERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
+        uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, log_level="info")
+        return
+    from service.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if not settings.all_admin_tokens():  # the demo needs a token for its refit example; never a default
+        settings.admin_token = SecretStr(DEMO_TOKEN)  # for `serve`
+    version_dir = settings.model_repository / "digits" / "1"
+    if args.retrain or not (version_dir / "model.onnx").exists():
+        from service.training.pipeline import train_and_export
+
+        print("training digits MLP with FLSD-53 focal loss …", flush=True)
+        train_and_export(dataset="digits", loss="flsd53", name="digits", version=1,
+                         repository=settings.model_repository, calibrator="temperature", overwrite=True)
+    else:
+        print(f"{version_dir} exists: reusing it (pass --retrain to train again)")
+    base = f"http://{settings.host}:{settings.port}"
+    token = settings.all_admin_tokens()[0]
+    print(f"""
+calibserve demo — serving models/ on {base} (database {settings.database_url})
+  curl -s {base}/v1/models/digits/predict -d '{{"instances": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]]}}'
+  curl -s {base}/v1/feedback -d '{{"items": [{{"prediction_id": "<id from predict>", "label": 0}}]}}'
+  curl -s '{base}/v1/models/digits/versions/1/calibration?window=1h'
+  curl -s {base}/metrics | grep calibserve_calibration
+  curl -s -X POST -H 'Authorization: Bearer {token}' {base}/v1/admin/models/digits/versions/1/calibrators \\
+       -d '{{"method": "temperature", "activate": "always", "min_labels": 50, "min_per_class": 1}}'
+  open {base}/dashboard  ·  {base}/docs
+""", flush=True)
+    _serve(settings)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    _serve(Settings(**overrides), workers=args.workers)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from service.db.migrate import downgrade, upgrade
+
+    url = Settings().database_url
+    (upgrade if args.action == "upgrade" else downgrade)(url, args.revision or ("head" if args.action == "upgrade"
+                                                                                 else "base"))
+    print(f"database {args.action}d: {url}")
+    return 0
+
+
+def cmd_refit(args: argparse.Namespace) -> int:
+    from service.app import build_services
+    from service.handlers.calibrators import RefitRequest, refit
+
+    services = build_services(Settings())
+    services.registry.load_model(args.model)
+    req = RefitRequest(method=args.method, last_n=args.last_n, dry_run=args.dry_run, activate=args.activate,
+                       min_labels=args.min_labels, min_per_class=args.min_per_class)
+    result = refit(services, model=args.model, version=args.version, req=req, actor=f"cli:{os.getenv('USER', '?')}")
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calibserve", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="train the digits demo model if needed, migrate SQLite, serve")
+    demo.add_argument("--retrain", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    serve = sub.add_parser("serve", help="migrate the database and serve the model repository")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    db = sub.add_parser("db", help="run Alembic migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?")
+    db.set_defaults(func=cmd_db)
+    refit = sub.add_parser("refit", help="re-fit a calibrator from stored feedback (same handler as the API)")
+    refit.add_argument("model")
+    refit.add_argument("version")
+    refit.add_argument("--method", default="temperature")
+    refit.add_argument("--last-n", type=int, default=10_000)
+    refit.add_argument("--dry-run", action="store_true")
+    refit.add_argument("--activate", choices=["never", "if_better", "always"], default="if_better")
+    refit.add_argument("--min-labels", type=int, default=100)
+    refit.add_argument("--min-per-class", type=int, default=2)
+    refit.set_defaults(func=cmd_refit)
+    train = sub.add_parser("train", help="train a classifier (torch) and export it to the repository")
+    train.set_defaults(func=_lazy("service.training.cli", "add_train_arguments", "run_train"), lazy=train)
+    register = sub.add_parser("register", help="validate an ONNX classifier made elsewhere and write its card")
+    register.set_defaults(func=_lazy("service.repository.register", "add_register_arguments", "run_register"),
+                          lazy=register)
+    return parser
+
+
+def _lazy(module: str, add: str, run: str) -> object:
+    """Subcommands whose arguments live in their own module (torch is imported only for `train`)."""
+    return (module, add, run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in ("train", "register"):
+        import importlib
+
+        sub = next(a for a in parser._subparsers._group_actions if a.dest == "command")  # type: ignore[union-attr]
+        sub_parser = sub.choices[argv[0]]  # type: ignore[union-attr]
+        module, add, run = sub_parser.get_default("func")
+        mod = importlib.import_module(module)
+        getattr(mod, add)(sub_parser)
+        args = parser.parse_args(argv)
+        return int(getattr(mod, run)(args))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

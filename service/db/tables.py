@@ -1,0 +1,173 @@
+"""SQLAlchemy 2.0 tables. Every change here needs an Alembic migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Prediction(Base):
+    """One served prediction. Ids are UUIDv7 strings: time-ordered, and they carry the prediction time."""
+
+    __tablename__ = "predictions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    calibrator_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # float32 little-endian vectors: raw logits (so calibrators can be re-fitted) and the served probabilities
+    logits: Mapped[bytes] = mapped_column(LargeBinary)
+    probabilities: Mapped[bytes] = mapped_column(LargeBinary)
+    confidence: Mapped[float] = mapped_column(Float)
+    class_index: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (Index("ix_predictions_model_version_created", "model", "version", "created_at"),)
+
+
+class Feedback(Base):
+    """Ground truth for an earlier prediction; at most one per prediction (first write wins)."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), unique=True)
+    label: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Calibrator(Base):
+    """A versioned calibrator for one model version. At most one is ``active`` (partial unique index)."""
+
+    __tablename__ = "calibrators"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    calibrator_version: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))  # candidate | active | retired
+    source: Mapped[str] = mapped_column(String(32))  # card | refit
+    fit_window: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    n_fit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(128))
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    previous_active: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("model", "version", "calibrator_version", name="uq_calibrators_version"),
+        Index(
+            "uq_calibrators_one_active",
+            "model",
+            "version",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+
+class CalibrationBin(Base):
+    """Per-bin sufficient statistics of labelled predictions, by prediction-time bucket (fine bins)."""
+
+    __tablename__ = "calibration_stats"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    confidence_sum: Mapped[float] = mapped_column(Float)
+    correct_sum: Mapped[float] = mapped_column(Float)
+
+
+class CalibrationClassBin(Base):
+    """Class-wise table: for class k and coarse bin m, count, Σ q_k and Σ 1[y = k]."""
+
+    __tablename__ = "calibration_class_stats"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    prob_sum: Mapped[float] = mapped_column(Float)
+    label_sum: Mapped[float] = mapped_column(Float)
+
+
+class CalibrationTotals(Base):
+    """Per-bucket totals that are not per-bin: labelled count, Σ NLL, Σ Brier."""
+
+    __tablename__ = "calibration_totals"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    nll_sum: Mapped[float] = mapped_column(Float)
+    brier_sum: Mapped[float] = mapped_column(Float)
+
+
+class Alias(Base):
+    """A named pointer to a model version (``production``, ``staging``, …)."""
+
+    __tablename__ = "aliases"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    """Every admin action: who, what, on which model version, with which outcome."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class PredictionCount(Base):
+    """Predictions served per prediction-time bucket (label coverage = labelled / predicted, O(buckets))."""
+
+    __tablename__ = "prediction_counts"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[float] = mapped_column(Float)

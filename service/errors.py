@@ -1,0 +1,53 @@
+"""Domain errors: the single source of HTTP statuses. Raised below ``api/``, rendered by one handler."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServiceError):
+    status_code = 400
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+
+
+class ModelNotReady(ServiceError):
+    status_code = 503
+
+
+class UnknownPrediction(ServiceError):
+    status_code = 404
+
+
+class CalibratorNotFound(ServiceError):
+    status_code = 404
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+class NotEnoughData(ServiceError):
+    """A re-fit was asked for with too few labels, or with classes missing from them."""
+
+    status_code = 422

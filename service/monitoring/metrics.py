@@ -1,0 +1,92 @@
+"""Prometheus metrics on an injected registry (prometheus/client_python style).
+
+Under several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR``: values then live in per-process files and
+``render`` aggregates them (``MultiProcessCollector``). Calibration state is exported as per-bin
+**counters**, so ECE is a PromQL expression that adds correctly across workers and replicas.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as mp
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "calibserve_requests_total", "Requests by endpoint, model, version and status code.",
+            ["endpoint", "model", "version", "code"], registry=r,
+        )
+        self.latency = Histogram(
+            "calibserve_request_duration_seconds", "Request latency by endpoint, model and version.",
+            ["endpoint", "model", "version"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.predictions = Counter(
+            "calibserve_predictions_total", "Predicted rows by model, version and calibrator version.",
+            ["model", "version", "calibrator"], registry=r,
+        )
+        self.log_queue_depth = Gauge(
+            "calibserve_prediction_log_queue_depth", "Rows waiting in the prediction-log queue.",
+            registry=r, multiprocess_mode="livesum",
+        )
+        self.log_written = Counter(
+            "calibserve_prediction_log_written_total", "Prediction rows written to the database.", registry=r
+        )
+        self.log_dropped = Counter(
+            "calibserve_prediction_log_dropped_total",
+            "Prediction rows dropped because the log queue was full or the database failed.", registry=r,
+        )
+        self.feedback = Counter(
+            "calibserve_feedback_items_total", "Feedback items by outcome.", ["model", "outcome"], registry=r
+        )
+        labels = ["model", "version", "calibrator", "bin"]
+        self.bin_count = Counter(
+            "calibserve_calibration_bin_count", "Labelled predictions per confidence bin.", labels, registry=r
+        )
+        self.bin_confidence = Counter(
+            "calibserve_calibration_bin_confidence_sum", "Sum of top-label confidence per bin.", labels,
+            registry=r,
+        )
+        self.bin_correct = Counter(
+            "calibserve_calibration_bin_correct_sum", "Correct predictions per bin.", labels, registry=r
+        )
+        gauge_labels = ["model", "version", "calibrator"]
+        self.window_ece = Gauge(
+            "calibserve_calibration_window_ece", "ECE over the default monitoring window.", gauge_labels,
+            registry=r, multiprocess_mode="mostrecent",
+        )
+        self.label_coverage = Gauge(
+            "calibserve_label_coverage_ratio", "Labelled / predicted over the default window.", gauge_labels,
+            registry=r, multiprocess_mode="mostrecent",
+        )
+        self.drift = Gauge(
+            "calibserve_calibration_drift", "1 when the window's calibration is drifting, else 0.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        self.admin_auth_failures = Counter(
+            "calibserve_admin_auth_failures_total", "Rejected admin requests.", ["reason"], registry=r
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            mp.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,58 @@
+"""Service configuration: one pydantic-settings class, environment prefix ``CALIBSERVE_``.
+
+Never instantiated at import time: ``create_app(Settings())`` and the CLI build it explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALIBSERVE_", env_file=None, extra="ignore")
+
+    database_url: str = Field(default="sqlite:///calibserve.db", description="SQLAlchemy URL.")
+    model_repository: Path = Path("models")
+    admin_tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer tokens for admin endpoints (JSON list, or one token in CALIBSERVE_ADMIN_TOKEN).",
+    )
+    admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # onnxruntime
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+
+    # request limits
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_feedback_items: int = 5000
+
+    # prediction log writer: bounded queue, batched inserts; when full, rows are dropped and counted
+    log_queue_size: int = 50_000
+    log_batch_size: int = 1000
+    log_flush_seconds: float = 0.05
+
+    # calibration monitoring
+    ece_bins: int = 15
+    bucket_seconds: int = 60
+    drift_min_labels: int = 200
+    drift_tolerance: float = 0.0
+    monitor_interval_seconds: float = 15.0
+    default_window: str = "1h"
+
+    # every replica re-reads the active calibrators this often (propagation delay bound)
+    calibrator_poll_seconds: float = 1.0
+
+    def all_admin_tokens(self) -> list[str]:
+        tokens = [t.get_secret_value() for t in self.admin_tokens]
+        if self.admin_token is not None:
+            tokens.append(self.admin_token.get_secret_value())
+        if self.admin_token_file is not None and self.admin_token_file.exists():
+            tokens += [line.strip() for line in self.admin_token_file.read_text().splitlines() if line.strip()]
+        return [t for t in tokens if t]
