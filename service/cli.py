@@ -8,7 +8,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -54,9 +53,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{version_dir} exists: reusing it (pass --retrain to train again)")
     base = f"http://{settings.host}:{settings.port}"
     token = settings.all_admin_tokens()[0]
+    example = json.dumps({"instances": [[0, 0, 5, 13, 9, 1, 0, 0] * 8]})
     print(f"""
 calibserve demo — serving models/ on {base} (database {settings.database_url})
-  curl -s {base}/v1/models/digits/predict -d '{{"instances": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]]}}'
+  curl -s {base}/v1/models/digits/predict -d '{example}'
   curl -s {base}/v1/feedback -d '{{"items": [{{"prediction_id": "<id from predict>", "label": 0}}]}}'
   curl -s '{base}/v1/models/digits/versions/1/calibration?window=1h'
   curl -s {base}/metrics | grep calibserve_calibration

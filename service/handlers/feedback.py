@@ -90,7 +90,7 @@ def submit_feedback(services: Services, items: list[tuple[Any, Any]]) -> list[It
                                          detail="a different label was given first; the first is kept"))
 
     existing = _store(services, to_insert, known)
-    for i, r in enumerate(results):
+    for r in results:
         assert r is not None
         if r.status == "pending":
             stored = existing.get(r.prediction_id)
@@ -124,7 +124,8 @@ def _lookup(services: Services, ids: list[str]) -> dict[str, _Known]:
         for start in range(0, len(ids), 1000):
             rows = session.execute(
                 select(Prediction.id, Prediction.model, Prediction.version, Prediction.calibrator_version,
-                       Prediction.created_at, Prediction.probabilities).where(Prediction.id.in_(ids[start:start + 1000]))
+                       Prediction.created_at, Prediction.probabilities)
+                .where(Prediction.id.in_(ids[start:start + 1000]))
             )
             for pid, model, version, cv, created, probs in rows:
                 out[pid] = _Known(pid, model, version, cv, as_utc(created), np.frombuffer(probs, dtype="<f4"))
