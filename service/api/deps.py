@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from service.errors import Forbidden, Unauthorized
 from service.handlers.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def get_services(request: Request) -> Services:
@@ -33,6 +36,7 @@ def require_admin(request: Request, services: ServicesDep) -> str:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         services.metrics.admin_auth_failures.labels("missing").inc()
+        log.warning("admin request without a bearer token: %s %s", request.method, request.url.path)
         raise Unauthorized("admin endpoints need an 'Authorization: Bearer <token>' header")
     given_digest = hashlib.sha256(given.strip().encode()).digest()
     matched = False
@@ -40,6 +44,7 @@ def require_admin(request: Request, services: ServicesDep) -> str:
         matched |= hmac.compare_digest(given_digest, hashlib.sha256(token.encode()).digest())
     if not matched:
         services.metrics.admin_auth_failures.labels("invalid").inc()
+        log.warning("admin request with an invalid token: %s %s", request.method, request.url.path)  # never the token
         raise Forbidden("the admin token is not valid")
     return "admin:" + hashlib.sha256(given.strip().encode()).hexdigest()[:8]
 

@@ -117,3 +117,14 @@ def test_activate_unknown_calibrator_is_404(client, admin_headers) -> None:
 def test_every_admin_route_requires_the_token(client, path) -> None:
     r = client.request("GET" if path.endswith("audit") else "POST", path)
     assert r.status_code == 401
+
+
+def test_token_rotation_from_a_file(settings, tmp_path) -> None:
+    """Several tokens (one per line in a file, plus the env one) are all valid: rotation without downtime."""
+    token_file = tmp_path / "tokens"
+    token_file.write_text("old-token\nnew-token\n")
+    with TestClient(create_app(settings.model_copy(update={"admin_token_file": token_file}))) as c:
+        for token in ("old-token", "new-token", "test-admin-token"):
+            r = c.get("/v1/admin/audit", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, token
+        assert c.get("/v1/admin/audit", headers={"Authorization": "Bearer other"}).status_code == 403
