@@ -53,7 +53,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{version_dir} exists: reusing it (pass --retrain to train again)")
     base = f"http://{settings.host}:{settings.port}"
     token = settings.all_admin_tokens()[0]
-    example = json.dumps({"instances": [[0, 0, 5, 13, 9, 1, 0, 0] * 8]})
+    from sklearn.datasets import load_digits
+
+    example = json.dumps({"instances": [load_digits().data[0].astype(int).tolist()]})  # a real "0"
     print(f"""
 calibserve demo — serving models/ on {base} (database {settings.database_url})
   curl -s {base}/v1/models/digits/predict -d '{example}'
