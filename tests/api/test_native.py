@@ -112,3 +112,9 @@ def test_list_models(client) -> None:
     assert digits_model["name"] == "digits"
     assert digits_model["versions"][0]["calibration_method"] == "temperature"
     assert digits_model["versions"][0]["loss"]["name"] == "flsd53"
+
+
+def test_failed_requests_are_counted(client) -> None:
+    client.post("/v1/models/digits/predict", json={"instances": [[1.0]]})
+    metrics = client.get("/metrics").text
+    assert 'calibserve_requests_total{code="400",endpoint="v1_predict",model="digits",version=""} 1.0' in metrics
