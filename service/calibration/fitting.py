@@ -22,9 +22,19 @@ def evaluate(
     """Held-out metrics of probs (n, K) against labels (n,) as a JSON-ready dict of floats.
 
     Keys: n, ece, ece_lo, ece_hi (bootstrap 95% CI), adaptive_ece (Mukhoti), mce, classwise_ece,
-    brier, nll, accuracy, mean_confidence.
+    brier, brier_lo, brier_hi, nll, nll_lo, nll_hi (bootstrap 95% CIs of the mean per-row loss),
+    accuracy, mean_confidence.
     """
     ece, lo, hi = metrics.ece_ci(probs, labels, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(y.size)
+    per_row_nll = -np.log(np.clip(p[rows, y], 1e-12, 1.0))
+    onehot = np.zeros_like(p)
+    onehot[rows, y] = 1.0
+    per_row_brier = ((p - onehot) ** 2).sum(axis=1)
+    nll_lo, nll_hi = _mean_ci(per_row_nll, n_boot, seed)
+    brier_lo, brier_hi = _mean_ci(per_row_brier, n_boot, seed)
     return {
         "n": float(np.shape(labels)[0]),
         "ece": ece,
@@ -34,10 +44,25 @@ def evaluate(
         "mce": metrics.mce(probs, labels, n_bins),
         "classwise_ece": metrics.classwise_ece(probs, labels, n_bins),
         "brier": metrics.brier(probs, labels),
+        "brier_lo": brier_lo,
+        "brier_hi": brier_hi,
         "nll": metrics.nll(probs, labels),
+        "nll_lo": nll_lo,
+        "nll_hi": nll_hi,
         "accuracy": metrics.accuracy(probs, labels),
         "mean_confidence": metrics.mean_confidence(probs, labels),
     }
+
+
+def _mean_ci(values: np.ndarray, n_boot: int, seed: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap CI of a mean of per-row values."""
+    if n_boot < 1 or values.size < 2:
+        m = float(values.mean())
+        return m, m
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import select
 
-from service.calibration import CalibrationInputError, calibrator_from_dict, fit_report, metrics
+from service.calibration import CalibrationInputError, calibrator_from_dict, evaluate, fit_report
 from service.calibration.split import stratified_split
 from service.db import audit
 from service.db import calibrators as calibrator_rows
@@ -103,8 +103,7 @@ def refit(services: Services, *, model: str, version: str | int, req: RefitReque
     p_old = serving.calibrator.predict_proba(logits[held_out])
     gain, gain_lo, gain_hi = paired_nll_gain(p_old, p_new, labels[held_out], seed=req.seed)
     evaluation["active"] = {"calibrator_version": serving.calibrator_version, "method": serving.method,
-                            "nll": metrics.nll(p_old, labels[held_out]),
-                            "ece": metrics.ece(p_old, labels[held_out])}
+                            **evaluate(p_old, labels[held_out], seed=req.seed)}
     evaluation["nll_gain_vs_active"] = {"mean": gain, "ci": [gain_lo, gain_hi]}
     better = gain_lo > 0.0
     activate = req.activate == "always" or (req.activate == "if_better" and better)

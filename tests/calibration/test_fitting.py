@@ -12,7 +12,7 @@ from tests.calibration.factories import overconfident_logits, softmax
 
 KEYS = {
     "n", "ece", "ece_lo", "ece_hi", "adaptive_ece", "mce", "classwise_ece",
-    "brier", "nll", "accuracy", "mean_confidence",
+    "brier", "brier_lo", "brier_hi", "nll", "nll_lo", "nll_hi", "accuracy", "mean_confidence",
 }  # fmt: skip
 
 
@@ -56,3 +56,18 @@ def test_too_few_rows() -> None:
     z, y = overconfident_logits(20, 2, seed=4)
     with pytest.raises(CalibrationInputError, match="too few labelled rows"):
         fit_report(z, y)
+
+
+def test_evaluate_gives_bootstrap_cis_for_nll_and_brier() -> None:
+    from sklearn.metrics import log_loss
+
+    from service.calibration import evaluate
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(500, 4)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 4, size=500)
+    out = evaluate(probs, labels, n_boot=300, seed=1)
+    assert out["nll"] == pytest.approx(log_loss(labels, probs, labels=range(4)), rel=1e-9)
+    assert out["nll_lo"] < out["nll"] < out["nll_hi"]
+    assert out["brier_lo"] < out["brier"] < out["brier_hi"]
