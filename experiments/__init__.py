@@ -1,0 +1,1 @@
+"""Programs that reproduce published results with calibserve (not tests)."""
