@@ -8,13 +8,14 @@ the raw little-endian tensors after it, in input order, sized by each input's ``
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.inference import PredictionBatch, check_features
 from service.repository.registry import LoadedVersion
 
@@ -43,13 +44,34 @@ class ParsedRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo a request's ``Content-Encoding`` (tritonclient's ``request_compression_algorithm``), refusing
+    to inflate past ``limit`` bytes: a small compressed body must not become a memory bomb."""
+    if not encoding or encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise InvalidInput(f"unsupported Content-Encoding '{encoding}': use gzip, deflate or none")
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput(f"the request body is not valid {encoding} data: {exc}") from None
+    if len(out) > limit:
+        raise PayloadTooLarge(f"the decompressed request body exceeds the limit of {limit} bytes")
+    return out
+
+
 def parse_request(body: bytes, header_length: str | None, loaded: LoadedVersion) -> ParsedRequest:
+    """Validate an inference request against ``loaded``'s card; every problem is an ``InvalidInput``."""
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
-            raise InvalidInput("Inference-Header-Content-Length is not a valid length for this body")
+            raise InvalidInput(f"Inference-Header-Content-Length {header_length!r} is not a valid length "
+                               f"for a body of {len(body)} bytes")
         json_part, binary = body[: int(header_length)], body[int(header_length):]
     else:
         json_part, binary = body, b""
+    if not json_part:
+        raise InvalidInput("the inference request body is empty; send a JSON inference request")
     try:
         req = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
@@ -57,53 +79,81 @@ def parse_request(body: bytes, header_length: str | None, loaded: LoadedVersion)
     if not isinstance(req, dict) or not isinstance(req.get("inputs"), list) or not req["inputs"]:
         raise InvalidInput("an inference request needs a non-empty 'inputs' list")
     card = loaded.card
-    expected = card.input.name
     inputs = req["inputs"]
     if len(inputs) != 1:
-        raise InvalidInput(f"model '{loaded.name}' takes exactly one input, '{expected}'; got {len(inputs)}")
-    tensor = _decode_input(inputs[0], binary, expected)
-    n_features = loaded.classifier.n_features
-    if tensor.ndim == 0 or tensor.size % n_features or tensor.shape[0] == 0:
-        raise InvalidInput(f"input '{expected}' must have shape [batch, {n_features}], got {list(tensor.shape)}")
-    rows = check_features(tensor.reshape(tensor.shape[0], -1).astype(np.float64, copy=False), n_features)
-    params = req.get("parameters") or {}
+        raise InvalidInput(f"model '{loaded.name}' takes exactly one input, '{card.input.name}'; "
+                           f"got {len(inputs)}")
+    tensor = _decode_input(inputs[0], binary, loaded)
+    rows = check_features(tensor.reshape(tensor.shape[0], -1), loaded.classifier.n_features)
+    params = req.get("parameters", {})
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be a JSON object")
-    binary_all = bool(params.get("binary_data_output", False))
+    binary_all = params.get("binary_data_output", False) is True
     outputs = _requested_outputs(req.get("outputs"), binary_all)
-    tags = params.get("tags") if isinstance(params.get("tags"), dict) else None
     rid = req.get("id")
-    return ParsedRequest(rows, str(rid) if rid is not None else None, outputs, tags, params)
+    return ParsedRequest(rows, str(rid) if rid is not None else None, outputs, _tags(params.get("tags")), params)
 
 
-def _decode_input(spec: Any, binary: bytes, expected: str) -> np.ndarray:
+def _tags(value: Any) -> dict[str, Any] | None:
+    """Request tags for the prediction log: an object, or (spec-strict clients) a JSON object string."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("parameters.tags must be a JSON object (or a string holding one)") from None
+    if value is not None and not isinstance(value, dict):
+        raise InvalidInput("parameters.tags must be a JSON object (or a string holding one)")
+    return value
+
+
+def input_shape(loaded: LoadedVersion) -> list[int]:
+    """The declared input shape with the batch axis: [-1, *per-row shape]."""
+    return [-1, *loaded.card.input.shape]
+
+
+def _shape_fits(shape: list[int], loaded: LoadedVersion) -> bool:
+    row = loaded.card.input.shape
+    if len(shape) == 2 and shape[1] == loaded.classifier.n_features:  # flat rows are always accepted
+        return True
+    return len(shape) == len(row) + 1 and all(d == r or r == -1 for d, r in zip(shape[1:], row, strict=True))
+
+
+def _decode_input(spec: Any, binary: bytes, loaded: LoadedVersion) -> np.ndarray:
     if not isinstance(spec, dict):
-        raise InvalidInput("each input must be a JSON object")
+        raise InvalidInput("each input must be a JSON object with name, datatype, shape and data")
+    expected = loaded.card.input.name
     name, datatype, shape = spec.get("name"), spec.get("datatype"), spec.get("shape")
     if name != expected:
         raise InvalidInput(f"unknown input '{name}': this model's input is '{expected}'")
-    if datatype not in NUMPY_DTYPES:
-        raise InvalidInput(f"input '{name}' has datatype {datatype!r}; use FP32, FP64 or an integer type")
+    declared = DTYPE_NAMES[loaded.card.input.dtype]
+    if datatype != declared:
+        raise InvalidInput(f"input '{name}' has datatype {datatype!r}; the model expects {declared!r}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):
         raise InvalidInput(f"input '{name}' needs 'shape' as a list of non-negative integers")
-    count = int(np.prod(shape)) if shape else 1
+    if not shape or shape[0] == 0 or not _shape_fits(shape, loaded):
+        raise InvalidInput(f"input '{name}' has shape {shape}; the model expects {input_shape(loaded)} "
+                           "with at least one row")
+    count = int(np.prod(shape))
     dtype = NUMPY_DTYPES[datatype]
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    params = spec.get("parameters") or {}
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize or size > len(binary):
             raise InvalidInput(f"input '{name}': binary_data_size {size} does not match shape {shape} of "
-                               f"{datatype} ({count * dtype.itemsize} bytes) or the body")
-        return np.frombuffer(binary[:size], dtype=dtype).reshape(shape)
+                               f"{datatype} ({count * dtype.itemsize} bytes) or the {len(binary)} bytes sent")
+        return np.frombuffer(binary, dtype=dtype, count=count).reshape(shape)
     data = spec.get("data")
     if data is None:
-        raise InvalidInput(f"input '{name}' has no 'data'")
+        raise InvalidInput(f"input '{name}' has no 'data' (and no binary_data_size parameter)")
+    if not isinstance(data, list):
+        raise InvalidInput(f"input '{name}': 'data' must be a JSON array of numbers")
     try:
-        arr = np.asarray(data)
+        arr = np.asarray(data)  # nested (row-major) or flat, as the spec allows
     except ValueError:
-        raise InvalidInput(f"input '{name}': 'data' is ragged") from None
+        raise InvalidInput(f"input '{name}': 'data' is a ragged array; rows must have equal lengths") from None
     if arr.dtype.kind not in "iuf":
-        raise InvalidInput(f"input '{name}': 'data' must contain only numbers")
+        raise InvalidInput(f"input '{name}': 'data' must contain only numbers (no strings, booleans or nulls)")
     if arr.size != count:
         raise InvalidInput(f"input '{name}': 'data' has {arr.size} values but shape {shape} needs {count}")
     return arr.reshape(shape)
@@ -119,11 +169,16 @@ def _requested_outputs(specs: Any, binary_all: bool) -> list[RequestedOutput]:
         name = spec.get("name") if isinstance(spec, dict) else None
         if name not in OUTPUTS:
             raise InvalidInput(f"unknown output '{name}': choose from {list(OUTPUTS)}")
-        params = spec.get("parameters") or {}
+        params = spec.get("parameters", {})
+        if not isinstance(params, dict):
+            raise InvalidInput(f"output '{name}': 'parameters' must be a JSON object")
         k = params.get("classification")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InvalidInput(f"output '{name}': classification must be a positive integer")
-        out.append(RequestedOutput(name, bool(params.get("binary_data", binary_all)), k))
+        if k is not None and name == "label":
+            raise InvalidInput("output 'label': classification applies to probabilities, raw_probabilities "
+                               "or logits")
+        out.append(RequestedOutput(name, params.get("binary_data", binary_all) is True, k))
     return out
 
 
@@ -132,8 +187,10 @@ def _tensor(batch: PredictionBatch, out: RequestedOutput) -> tuple[str, list[int
     classes = batch.classes
     if out.name == "label":
         return "BYTES", [n], [classes[int(k)] for k in batch.class_index]
-    values = {"probabilities": batch.probabilities, "raw_probabilities": batch.raw_probabilities(),
-              "logits": batch.logits}[out.name]
+    if out.name == "raw_probabilities":  # computed only when asked for
+        values = batch.raw_probabilities()
+    else:
+        values = batch.probabilities if out.name == "probabilities" else batch.logits
     if out.classification is not None:  # Triton classification extension: "<value>:<index>:<label>"
         k = min(out.classification, len(classes))
         order = np.argsort(-values, axis=1)[:, :k]
@@ -154,6 +211,7 @@ def render_response(batch: PredictionBatch, req: ParsedRequest) -> tuple[bytes, 
         else:
             entry["data"] = data if datatype == "BYTES" else data.reshape(-1)
         outputs.append(entry)
+    # Parameter values must be string, number or boolean (OIP), hence the comma-joined ids.
     response: dict[str, Any] = {
         "model_name": batch.loaded.name, "model_version": str(batch.loaded.version), "outputs": outputs,
         "parameters": {"calibrator_version": batch.serving.calibrator_version,
@@ -169,6 +227,7 @@ def render_response(batch: PredictionBatch, req: ParsedRequest) -> tuple[bytes, 
 
 
 def _bytes_blob(strings: list[str]) -> bytes:
+    """BYTES tensors in binary form: each element is a 4-byte little-endian length, then its bytes."""
     parts = []
     for s in strings:
         b = s.encode()

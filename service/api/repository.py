@@ -1,0 +1,86 @@
+"""Model repository extension (Triton's ``model_repository``; MLServer copies it), behind the admin token.
+
+``POST /v2/repository/index`` lists every model version with its state; ``…/models/{m}/load`` (re)loads a
+model under its version policy — optionally overridden by ``{"parameters": {"config": "<json>"}}`` exactly
+as Triton's load request carries it — and ``…/unload`` stops serving it. Bodies and responses are
+Triton's, so ``tritonclient`` ``get_model_repository_index``/``load_model``/``unload_model`` work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import AdminDep, ServicesDep, require_admin
+from service.api.http import JSONBytes, decode_json, read_body
+from service.db import audit
+from service.errors import InvalidInput
+from service.handlers.services import Services
+
+router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_admin)])
+
+
+async def _optional_object(request: Request, services: Services) -> dict[str, Any]:
+    """The body as a JSON object; tritonclient sends an empty body when there is nothing to say."""
+    body = await read_body(request, services.settings.max_body_bytes)
+    if not body.strip():
+        return {}
+    data = decode_json(body)
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return data
+
+
+def _parameters(data: dict[str, Any]) -> dict[str, Any]:
+    params = data.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise InvalidInput("'parameters' must be a JSON object")
+    return params
+
+
+def _audit(services: Services, actor: str, action: str, model: str, detail: dict[str, Any]) -> None:
+    with services.sessions() as session:
+        audit.record(session=session, actor=actor, action=action, model=model, version=None, detail=detail)
+        session.commit()
+
+
+@router.post("/index")
+async def index(request: Request, services: ServicesDep) -> Response:
+    """Every model version in the repository with its state (READY / UNAVAILABLE) and the reason."""
+    data = await _optional_object(request, services)
+    only_ready = data.get("ready", False)
+    if not isinstance(only_ready, bool):
+        raise InvalidInput("'ready' must be a boolean")
+    rows = await run_in_threadpool(services.registry.index)
+    return JSONBytes([{"name": r.name, "version": r.version, "state": r.state, "reason": r.reason}
+                      for r in rows if r.state == "READY" or not only_ready])
+
+
+@router.post("/models/{model}/load")
+async def load(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
+    """(Re)load a model: new versions are loaded, unchanged ones keep serving without a gap."""
+    params = _parameters(await _optional_object(request, services))
+    if any(key.startswith("file:") for key in params):
+        raise InvalidInput("file overrides are not supported: put the version directory in the repository")
+    config = params.get("config")
+    if config is not None and not isinstance(config, str | dict):
+        raise InvalidInput("parameters.config must be a JSON string holding the model configuration")
+    entry = await run_in_threadpool(services.registry.load_model, model, config)
+    _audit(services, actor, "load_model", model, {"versions": sorted(entry.versions),
+                                                    "errors": entry.errors, "config": config})
+    if not entry.versions:  # Triton answers a load that leaves nothing serving with an error
+        reason = entry.error or "; ".join(f"version {v}: {e}" for v, e in sorted(entry.errors.items()))
+        raise InvalidInput(f"model '{model}' has no loadable version: {reason or 'no version directories'}")
+    return Response(status_code=200)
+
+
+@router.post("/models/{model}/unload")
+async def unload(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
+    """Stop serving a model (requests in flight finish on the version they resolved)."""
+    params = _parameters(await _optional_object(request, services))
+    await run_in_threadpool(services.registry.unload_model, model)
+    _audit(services, actor, "unload_model", model, {"unload_dependents": params.get("unload_dependents")})
+    return Response(status_code=200)
