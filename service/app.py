@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import admin, dashboard, feedback, monitoring, native, v2
+from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
 from service.api.errors import install_error_handlers
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.writer import PredictionWriter
@@ -75,6 +75,6 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
     app = FastAPI(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
     install_error_handlers(app)
-    for module in (native, feedback, monitoring, admin, v2, dashboard):
+    for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
     return app

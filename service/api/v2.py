@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import get_services
+from service.api.deps import ServicesDep, services_of
 from service.api.http import JSONBytes, read_body
 from service.errors import ModelNotReady, ServiceError
 from service.handlers import inference, oip
-from service.handlers.services import Services
 from service.repository.registry import LoadedVersion, ModelEntry
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
-
-async def _services(request: Request) -> Services:
-    """``deps.get_services`` as a coroutine: FastAPI runs a plain-``def`` dependency in the thread pool,
-    a thread hop (~100 µs and GIL hand-offs) on every inference request for a dictionary lookup."""
-    return get_services(request)
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
 
 EXTENSIONS = ["calibration", "classification", "binary_tensor_data", "model_repository"]
 
@@ -121,7 +111,7 @@ async def infer(request: Request) -> Response:
     # The hot path takes only ``request``: each declared parameter or dependency costs FastAPI a
     # validation pass per request (~50 µs of ~400 µs at batch 1), so path params are read directly.
     started = time.perf_counter()
-    services = get_services(request)
+    services = services_of(request)
     model: str = request.path_params["model"]
     version: str | None = request.path_params.get("version")
     try:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import uuid_utils
 
+from service.db.writer import PredictionBlock
 from service.errors import InvalidInput
 from service.handlers.services import Services
 from service.repository.registry import ActiveCalibration, LoadedVersion
@@ -82,18 +83,10 @@ def log_predictions(
     services: Services, loaded: LoadedVersion, serving: ActiveCalibration, logits: np.ndarray,
     probs: np.ndarray, class_index: np.ndarray, confidence: np.ndarray, tags: dict[str, Any] | None,
 ) -> list[str]:
-    now = datetime.now(UTC)
+    """Queue the request's rows for the background writer (one block, no per-row work here but the ids)."""
     ids = [str(uuid_utils.uuid7()) for _ in range(len(logits))]
-    logits32 = logits.astype("<f4")
-    probs32 = probs.astype("<f4")
-    rows = [
-        {
-            "id": ids[i], "model": loaded.name, "version": loaded.version,
-            "calibrator_version": serving.calibrator_version, "created_at": now,
-            "logits": logits32[i].tobytes(), "probabilities": probs32[i].tobytes(),
-            "confidence": float(confidence[i]), "class_index": int(class_index[i]), "tags": tags,
-        }
-        for i in range(len(ids))
-    ]
-    services.writer.submit(rows)
+    services.writer.submit(PredictionBlock(
+        loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids, logits.astype("<f4"),
+        probs.astype("<f4"), confidence, class_index, tags,
+    ))
     return ids

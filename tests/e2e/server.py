@@ -20,24 +20,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_app() -> Any:
-    """``create_app(Settings())`` as ``python -m service serve`` builds it, plus the V2 repository
-    extension router in case ``service/app.py`` does not include it (yet)."""
-    from service.api import repository
-    from service.app import create_app
-    from service.settings import Settings
-
-    app = create_app(Settings())
-    if not any(getattr(r, "path", "").startswith("/v2/repository") for r in app.routes):
-        app.include_router(repository.router)
-    return app
 
 
 def free_port() -> int:
@@ -73,7 +59,7 @@ def running_server(database_url: str, model_repository: Path, *, timeout: float 
     with tempfile.NamedTemporaryFile(prefix="calibserve-e2e-", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "tests.e2e.server:make_app", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -47,11 +47,12 @@ def test_activation_propagates_to_the_other_replica_under_load(
         with running_server(url, model_repository, **env) as a, running_server(url, model_repository, **env) as b:
             x, y = digits()
             with httpx.Client(base_url=a, timeout=30) as http:
-                ids = [p["prediction_id"] for p in
-                       http.post("/v1/models/digits/predict", json={"instances": x[:400].tolist()}).json()["predictions"]]
+                predicted = http.post("/v1/models/digits/predict", json={"instances": x[:400].tolist()}).json()
+                ids = [p["prediction_id"] for p in predicted["predictions"]]
                 http.post("/v1/feedback", json={"items": [{"prediction_id": p, "label": int(v)}
                                                          for p, v in zip(ids, y[:400], strict=True)]})
-                r = http.post("/v1/admin/models/digits/versions/1/calibrators", headers={"Authorization": f"Bearer {TOKEN}"},
+                r = http.post("/v1/admin/models/digits/versions/1/calibrators",
+                              headers={"Authorization": f"Bearer {TOKEN}"},
                               json={"method": "temperature", "activate": "never", "params": {}})
                 assert r.status_code == 201, r.text
                 cv2 = r.json()["calibrator_version"]
