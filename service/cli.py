@@ -31,11 +31,12 @@ def _serve(settings: Settings, workers: int = 1) -> None:
         if settings.admin_token is not None:
             os.environ["CALIBSERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
         uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, log_level="info")
+                    workers=workers, log_level="info", access_log=settings.access_log)
         return
     from service.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                access_log=settings.access_log)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

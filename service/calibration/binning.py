@@ -12,7 +12,6 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import isotonic_regression
 
 from service.calibration.base import (
     PROB_FLOOR,
@@ -85,6 +84,7 @@ def fit_isotonic(scores: FloatArray, targets: FloatArray) -> tuple[FloatArray, F
     scores pooled first), reduced to the points that ``np.interp`` needs to reproduce it."""
     x, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     means = weighted_bincount(inverse, targets, x.size) / counts
+    from scipy.optimize import isotonic_regression  # lazy: only fitting needs scipy.optimize
     fitted = np.asarray(isotonic_regression(means, weights=counts.astype(np.float64)).x, dtype=np.float64)
     # Keep the ends of each constant block: interpolation between them is flat anyway.
     same_prev = np.r_[False, fitted[1:] == fitted[:-1]]

@@ -14,7 +14,6 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
 
 from service.calibration.base import (
     PROB_FLOOR,
@@ -59,6 +58,7 @@ def fit_dirichlet(
     # Start at temperature scaling (W = I/T, b = 0) instead of the reference's W = I: the same family,
     # many fewer iterations.
     start = np.concatenate([(np.eye(k) / fit_temperature(logits, labels)).ravel(), np.zeros(k)])
+    from scipy.optimize import minimize  # lazy: only fitting needs scipy.optimize
     res = minimize(value_and_grad, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return np.asarray(res.x[: k * k].reshape(k, k), dtype=np.float64), np.asarray(res.x[k * k :], dtype=np.float64)
 

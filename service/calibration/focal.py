@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
 
 from service.calibration.base import (
     CalibrationInputError,
@@ -117,6 +116,7 @@ def _fit_log_t(objective: FocalObjective, gamma: float, start: float) -> tuple[f
         value, grad = objective(float(x[0]), gamma)
         return value, grad[:1]
 
+    from scipy.optimize import minimize  # lazy: only fitting needs scipy.optimize
     res = minimize(
         value_and_grad,
         x0=[start],

@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
 
 from service.calibration.base import (
     FloatArray,
@@ -82,5 +81,6 @@ def fit_vector(logits: FloatArray, labels: IntArray, *, max_iter: int = 500) -> 
         return nll, np.concatenate([(residual * z).sum(axis=1), residual.sum(axis=1)]) / n
 
     start = np.concatenate([np.full(k, 1.0 / fit_temperature(logits, labels)), np.zeros(k)])
+    from scipy.optimize import minimize  # lazy: only fitting needs scipy.optimize
     res = minimize(value_and_grad, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return np.asarray(res.x[:k], dtype=np.float64), np.asarray(res.x[k:], dtype=np.float64)
