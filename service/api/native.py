@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.api.deps import ServicesDep
+from service.api.deps import ServicesDep, services_of
 from service.api.http import JSONBytes, json_object, read_body
 from service.errors import InvalidInput
 from service.handlers import inference
@@ -18,20 +18,32 @@ from service.handlers.inference import PredictionBatch
 router = APIRouter(prefix="/v1", tags=["predict"])
 
 
-@router.post("/models/{model}/predict")
-async def predict_default(model: str, request: Request, services: ServicesDep) -> Response:
+def _openapi(*params: str) -> dict[str, Any]:
+    """Document what the hot path reads by hand: path parameters and the JSON body."""
+    body = {"type": "object", "required": ["instances"], "properties": {
+        "instances": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "top_k": {"type": "integer", "minimum": 1}, "tags": {"type": "object"}}}
+    return {"parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+# The hot path declares only ``request``: every declared parameter or dependency costs FastAPI a
+# validation pass per request, so path parameters and services are read directly.
+@router.post("/models/{model}/predict", openapi_extra=_openapi("model"))
+async def predict_default(request: Request) -> Response:
     """Predict with the model's `production` alias (else its newest version); calibrated confidences."""
-    return await _predict(model, None, request, services)
+    return await _predict(request.path_params["model"], None, request)
 
 
-@router.post("/models/{model}/versions/{ref}/predict")
-async def predict_version(model: str, ref: str, request: Request, services: ServicesDep) -> Response:
+@router.post("/models/{model}/versions/{ref}/predict", openapi_extra=_openapi("model", "ref"))
+async def predict_version(request: Request) -> Response:
     """Predict with a version number or an alias; calibrated confidences."""
-    return await _predict(model, ref, request, services)
+    return await _predict(request.path_params["model"], request.path_params["ref"], request)
 
 
-async def _predict(model: str, ref: str | None, request: Request, services: ServicesDep) -> Response:
+async def _predict(model: str, ref: str | None, request: Request) -> Response:
     started = time.perf_counter()
+    services = services_of(request)
     body = json_object(await read_body(request, services.settings.max_body_bytes))
     loaded = services.registry.resolve(model, ref)
     rows = inference.as_feature_matrix(body.get("instances"), loaded.classifier.n_features)
