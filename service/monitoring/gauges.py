@@ -1,27 +1,61 @@
-"""Refresh the window gauges (ECE, label coverage, drift) for every served version's active calibrator."""
+"""Refresh the window gauges (ECE, coverage, drift, confidence shift) for every served version.
+
+Every replica computes the same numbers from the shared database, so ``mostrecent`` gauges agree across
+workers and ``max by`` in PromQL de-duplicates replicas.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from prometheus_client import Gauge
+
+from service.db.stats import Scope
 from service.handlers.services import Services
-from service.monitoring.report import window_metrics
+from service.monitoring.metrics import ServiceMetrics
+from service.monitoring.reference import load_reference
+from service.monitoring.report import WindowQuery, window_report
 from service.monitoring.windows import resolve_window
+
+REFERENCE_WINDOWS = 6
 
 
 def refresh_gauges(services: Services) -> None:
-    s = services.settings
-    start, end = resolve_window(None, None, None, default=s.default_window)
+    s, m = services.settings, services.metrics
+    now = datetime.now(UTC)
+    start, end = resolve_window(None, None, None, default=s.default_window, now=now)
     with services.sessions() as session:
         for entry in list(services.registry.models.values()):
             for loaded in list(entry.versions.values()):
                 if loaded.serving is None:
                     continue
                 cv = loaded.serving.calibrator_version
-                out = window_metrics(session, model=loaded.name, version=loaded.version, calibrator_version=cv,
-                                     start=start, end=end, n_classes=len(loaded.card.classes), n_bins=s.ece_bins,
-                                     n_min=s.drift_min_labels, tolerance=s.drift_tolerance, n_boot=100)
                 labels = (loaded.name, str(loaded.version), str(cv))
-                if out["ece"] is not None:
-                    services.metrics.window_ece.labels(*labels).set(out["ece"])
-                if out["label_coverage"] is not None:
-                    services.metrics.label_coverage.labels(*labels).set(out["label_coverage"])
-                services.metrics.drift.labels(*labels).set(1.0 if out["drift"]["state"] == "drifting" else 0.0)
+                touch_bins(m, s.ece_bins, labels)
+                q = WindowQuery(Scope(loaded.name, loaded.version, cv), len(loaded.card.classes), s.ece_bins,
+                                s.drift_min_labels, s.drift_tolerance, class_bins=s.ece_bins)
+                reference = load_reference(session, q.scope, length=end - start, k=REFERENCE_WINDOWS, now=now,
+                                           bucket_seconds=s.bucket_seconds)
+                out = window_report(session, q, start, end, reference)  # same bootstrap as the API's verdict
+                _set(m.window_ece, labels, out["ece"])
+                _set(m.label_coverage, labels, out["label_coverage"])
+                _set(m.window_labelled, labels, out["labelled"])
+                _set(m.confidence_psi, labels, out["confidence_shift"]["psi"])
+                _set(m.confidence_ks, labels, out["confidence_shift"]["ks"])
+                _set(m.accuracy_gap, labels, out["accuracy_gap"]["gap"] if out["labelled"] else None)
+                m.drift.labels(*labels).set(1.0 if out["drift"]["state"] == "drifting" else 0.0)
+
+
+def touch_bins(metrics: ServiceMetrics, n_bins: int, labels: tuple[str, ...]) -> None:
+    """Create every per-bin counter series at 0 before its first label: PromQL ``increase()`` cannot see
+    the first increment of a series that appears with a value > 0 (Prometheus 2.x has no created-timestamp
+    ingestion), so pre-created series make windowed ECE recording rules exact from the first label on."""
+    for b in range(n_bins):
+        for counter in (metrics.bin_count, metrics.bin_confidence, metrics.bin_correct):
+            counter.labels(*labels, str(b))
+
+
+def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    """Unknown values are left out rather than exported as 0 (an absent series is not 'perfect')."""
+    if value is not None:
+        gauge.labels(*labels).set(value)

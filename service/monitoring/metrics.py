@@ -80,6 +80,23 @@ class ServiceMetrics:
             "calibserve_calibration_drift", "1 when the window's calibration is drifting, else 0.",
             gauge_labels, registry=r, multiprocess_mode="mostrecent",
         )
+        self.window_labelled = Gauge(
+            "calibserve_calibration_window_labelled", "Labelled predictions in the default window.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        self.confidence_psi = Gauge(
+            "calibserve_confidence_psi", "PSI of the window's confidence distribution vs the reference period.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        self.confidence_ks = Gauge(
+            "calibserve_confidence_ks", "KS statistic of the window's confidence distribution vs the reference.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        self.accuracy_gap = Gauge(
+            "calibserve_expected_accuracy_gap",
+            "Expected accuracy (mean calibrated confidence, all predictions) minus realised accuracy.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
         self.admin_auth_failures = Counter(
             "calibserve_admin_auth_failures_total", "Rejected admin requests.", ["reason"], registry=r
         )
@@ -87,6 +104,6 @@ class ServiceMetrics:
     def render(self) -> tuple[bytes, str]:
         if multiprocess_enabled():
             registry = CollectorRegistry()
-            mp.MultiProcessCollector(registry)
+            mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -47,3 +47,25 @@ def split_window(start: datetime, end: datetime, step: timedelta, max_points: in
     while edges[-1] + step < end:
         edges.append(edges[-1] + step)
     return [*edges, end]
+
+
+def parse_bins(value: int | None, default: int, fine_bins: int = 300) -> int:
+    """Equal-width bin count for a query: must divide the 300 stored fine bins (then ECE is exact)."""
+    n_bins = default if value is None else value
+    if n_bins <= 0 or fine_bins % n_bins:
+        raise InvalidInput(f"bins must divide {fine_bins} (e.g. 5, 10, 15, 20, 30, 50, 100); got {n_bins}")
+    return n_bins
+
+
+def parse_choice(value: str | None, name: str, choices: tuple[str, ...]) -> str:
+    chosen = choices[0] if value in (None, "") else value
+    if chosen not in choices:
+        raise InvalidInput(f"{name} must be one of {', '.join(choices)}; got '{value}'")
+    return str(chosen)
+
+
+def parse_step(text: str, bucket_seconds: int) -> timedelta:
+    step = parse_duration(text)
+    if step.total_seconds() < bucket_seconds:
+        raise InvalidInput(f"step must be at least the bucket width ({bucket_seconds}s): state is kept per bucket")
+    return step

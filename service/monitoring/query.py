@@ -1,0 +1,78 @@
+"""The calibration query behind ``GET /v1/models/{m}/versions/{v}/calibration`` (transport-agnostic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.db.stats import Scope
+from service.errors import InvalidInput, ModelNotFound
+from service.handlers.services import Services
+from service.monitoring.reference import SOURCES, load_reference
+from service.monitoring.report import RULES, WindowQuery, window_report
+from service.monitoring.series import series_report
+from service.monitoring.windows import parse_bins, parse_choice, parse_step, resolve_window, split_window
+
+MAX_REFERENCE_WINDOWS = 50
+
+
+@dataclass(frozen=True)
+class CalibrationParams:
+    """Query-string parameters, unparsed (so every bad value becomes one 400 with a clear sentence)."""
+
+    window: str | None = None
+    start: str | None = None
+    end: str | None = None
+    calibrator: str | None = None
+    bins: int | None = None
+    step: str | None = None
+    rule: str | None = None
+    reference: str | None = None
+    reference_windows: int | None = None
+
+
+def resolve_version(services: Services, model: str, version: str) -> tuple[int, int]:
+    """(version number, n_classes) of a version number or alias."""
+    if model not in services.registry.models:
+        raise ModelNotFound(f"model '{model}' is not served here")
+    loaded = services.registry.resolve(model, version)
+    return loaded.version, len(loaded.card.classes)
+
+
+def resolve_calibrator(services: Services, model: str, version: int, calibrator: str | None) -> int | None:
+    """'active' (default) → the serving calibrator version, 'all' → None, else a version number."""
+    if calibrator in (None, "", "active"):
+        loaded = services.registry.resolve(model, version)
+        return loaded.serving.calibrator_version if loaded.serving else None
+    if calibrator == "all":
+        return None
+    if not str(calibrator).isdigit():
+        raise InvalidInput("calibrator must be a calibrator version number, 'active' or 'all'")
+    return int(str(calibrator))
+
+
+def calibration_report(services: Services, model: str, version: str, p: CalibrationParams) -> dict[str, Any]:
+    s = services.settings
+    v, n_classes = resolve_version(services, model, version)
+    cv = resolve_calibrator(services, model, v, p.calibrator)
+    k = 6 if p.reference_windows is None else p.reference_windows
+    if not 1 <= k <= MAX_REFERENCE_WINDOWS:
+        raise InvalidInput(f"reference_windows must be between 1 and {MAX_REFERENCE_WINDOWS}; got {k}")
+    q = WindowQuery(Scope(model, v, cv), n_classes, parse_bins(p.bins, s.ece_bins), s.drift_min_labels,
+                    s.drift_tolerance, parse_choice(p.rule, "rule", RULES),
+                    parse_choice(p.reference, "reference", SOURCES), class_bins=s.ece_bins)
+    now = datetime.now(UTC)
+    begin, stop = resolve_window(p.window, p.start, p.end, default=s.default_window, now=now)
+    edges = split_window(begin, stop, parse_step(p.step, s.bucket_seconds)) if p.step else None
+    with services.sessions() as session:
+        reference = load_reference(session, q.scope, length=stop - begin, k=k, now=now,
+                                   bucket_seconds=s.bucket_seconds)
+        out = window_report(session, q, begin, stop, reference)
+        out["reference"].update(reference.describe(begin, q.n_bins))
+        if edges is not None:
+            step_reference = load_reference(session, q.scope, length=edges[1] - edges[0], k=k, now=now,
+                                             bucket_seconds=s.bucket_seconds)
+            out["series"] = series_report(session, q, edges, step_reference)
+    out.update(model=model, version=v)
+    return out

@@ -1,0 +1,92 @@
+"""HTTP surface of monitoring: the calibration query's bad input, its shape, calibrator history, /metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.factories import digits, ids_of, post_labels, predict
+
+PATH = "/v1/models/digits/versions/1/calibration"
+NOW = datetime.now(UTC)
+FUTURE = (NOW + timedelta(hours=1)).isoformat()
+PAST, EARLIER = (NOW - timedelta(hours=2)).isoformat(), (NOW - timedelta(hours=3)).isoformat()
+
+BAD = [
+    ({"window": "abc"}, "is not a duration"),
+    ({"window": "0m"}, "is not a duration"),
+    ({"window": "1y"}, "is not a duration"),
+    ({"end": FUTURE}, "into the future"),
+    ({"start": PAST, "end": EARLIER}, "window is empty"),
+    ({"start": "last tuesday"}, "not an ISO 8601"),
+    ({"bins": 7}, "bins must divide 300"),
+    ({"bins": 0}, "bins must divide 300"),
+    ({"bins": "many"}, "bins"),
+    ({"rule": "nannyml"}, "rule must be one of ci, sigma"),
+    ({"reference": "yesterday"}, "reference must be one of auto, activation, evaluation"),
+    ({"reference_windows": 0}, "reference_windows must be between 1 and 50"),
+    ({"step": "10s"}, "at least the bucket width"),
+    ({"window": "7d", "step": "1m"}, "too many points"),
+    ({"calibrator": "newest"}, "calibrator must be"),
+]
+
+
+def test_bad_queries_are_400_with_one_sentence(client: Any) -> None:
+    for params, message in BAD:
+        response = client.get(PATH, params=params)
+        assert response.status_code == 400, (params, response.text)
+        body = response.json()
+        assert set(body) == {"error"} and message in body["error"], (params, body)
+
+
+def test_unknown_model_or_version_is_404(client: Any) -> None:
+    for path in ("/v1/models/nope/versions/1/calibration", "/v1/models/digits/versions/9/calibration",
+                 "/v1/models/digits/versions/staging/calibration"):
+        response = client.get(path)
+        assert response.status_code == 404 and "error" in response.json(), path
+
+
+def test_an_empty_window_has_no_numbers_and_no_verdict(client: Any) -> None:
+    body = client.get(PATH, params={"window": "1h"}).json()
+    assert (body["labelled"], body["predicted"], body["label_coverage"], body["ece"]) == (0, 0, None, None)
+    assert body["drift"]["state"] == "insufficient_labels"
+    assert body["confidence_shift"]["state"] in ("no_reference", "insufficient_predictions")
+
+
+def test_calibration_shape_calibrator_selection_and_history(client: Any) -> None:
+    x, y = digits()
+    body = predict(client, x[:200])
+    post_labels(client, ids_of(body), y[:200].tolist())
+    active = client.get(PATH, params={"window": "1h", "bins": 10, "step": "10m"}).json()
+    assert active["calibrator_version"] == body["calibrator_version"] == 1
+    assert (active["labelled"], active["n_bins"], len(active["reliability"])) == (200, 10, 10)
+    assert len(active["series"]) == 6 and sum(p["labelled"] for p in active["series"]) == 200
+    for key in ("ece", "ece_ci", "mce", "adaptive_ece", "classwise_ece", "brier", "nll", "accuracy",
+                "mean_confidence", "label_coverage", "drift", "drift_checks", "reference", "accuracy_gap",
+                "confidence_shift"):
+        assert key in active, key
+    everything = client.get(PATH, params={"window": "1h", "calibrator": "all"}).json()
+    assert everything["calibrator_version"] is None and everything["labelled"] == 200
+    assert everything["reference"]["source"] == "none"
+    other = client.get(PATH, params={"window": "1h", "calibrator": "7"}).json()
+    assert other["labelled"] == 0
+    history = client.get("/v1/models/digits/versions/1/calibrators").json()
+    assert [c["state"] for c in history["calibrators"]] == ["active"]
+
+
+def test_metrics_exposes_per_bin_counters_with_exact_names(client: Any) -> None:
+    x, y = digits()
+    body = predict(client, x[:50])
+    post_labels(client, ids_of(body), y[:50].tolist())
+    text = client.get("/metrics").text
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    for name in ("calibserve_calibration_bin_count_total", "calibserve_calibration_bin_confidence_sum_total",
+                 "calibserve_calibration_bin_correct_sum_total"):
+        rows = [s for s in samples if s.startswith(name + "{")]
+        assert rows, name
+        assert all('model="digits"' in s and 'version="1"' in s and 'calibrator="1"' in s and 'bin="' in s
+                   for s in rows)
+    counted = sum(float(s.rsplit(" ", 1)[1]) for s in samples
+                  if s.startswith("calibserve_calibration_bin_count_total{"))
+    assert counted == 50
+    assert "# TYPE calibserve_calibration_bin_count_total counter" in text
