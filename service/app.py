@@ -14,8 +14,9 @@ from service.api import admin, dashboard, feedback, monitoring, native, reposito
 from service.api.errors import install_error_handlers
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.writer import PredictionWriter
+from service.handlers.feedback_batcher import FeedbackBatcher
+from service.handlers.gauges import refresh_gauges
 from service.handlers.services import Services
-from service.monitoring.gauges import refresh_gauges
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
 from service.settings import Settings
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         services = build_services(settings, metrics)
         services.registry.load_all()
         services.writer.start()
+        services.feedback_batcher = FeedbackBatcher(services)
+        services.feedback_batcher.start()
         stop = threading.Event()
         thread = threading.Thread(target=_background, args=(services, stop), name="sync", daemon=True)
         thread.start()
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         finally:
             stop.set()
             thread.join(timeout=10)
+            services.feedback_batcher.stop()  # commits queued labels before their callers get a 2xx
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
             services.engine.dispose()
 

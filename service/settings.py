@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     bucket_seconds: int = 60
     drift_min_labels: int = 200
     drift_tolerance: float = 0.0
+    drift_rule: str = Field(default="ci", pattern="^(ci|sigma)$", description="Default drift rule (ci | sigma).")
+    drift_reference_windows: int = Field(default=6, ge=1, le=50, description="Reference windows after activation.")
     monitor_interval_seconds: float = 15.0
     default_window: str = "1h"
 

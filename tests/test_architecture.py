@@ -13,7 +13,7 @@ SERVICE = Path(__file__).resolve().parents[1] / "service"
 ALLOWED = {
     "calibration": set(),
     "db": set(),
-    "monitoring": {"calibration", "db", "handlers"},
+    "monitoring": {"calibration", "db"},
     "repository": {"calibration", "db"},
     "handlers": {"calibration", "db", "monitoring", "repository"},
     "training": {"calibration", "repository"},

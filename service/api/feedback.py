@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -14,6 +14,7 @@ from service.errors import InvalidInput
 from service.handlers.feedback import submit_feedback
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
+SMALL_BATCH = 100
 
 
 @router.post("/feedback")
@@ -28,9 +29,15 @@ async def post_feedback(request: Request, services: ServicesDep) -> Response:
         if not isinstance(item, dict) or "prediction_id" not in item or "label" not in item:
             raise InvalidInput(f"items[{i}] must be an object with prediction_id and label")
         pairs.append((item["prediction_id"], item["label"]))
-    results = await run_in_threadpool(submit_feedback, services, pairs)  # DB work off the event loop
+    batcher = services.feedback_batcher
+    if batcher is not None and 0 < len(pairs) < SMALL_BATCH:
+        # small requests share one transaction with their concurrent peers (group commit); each still
+        # answers only after the commit that holds its labels
+        results = await asyncio.wrap_future(batcher.submit(pairs))
+    else:
+        results = await run_in_threadpool(submit_feedback, services, pairs)  # DB work off the event loop
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    return JSONBytes({"counts": counts, "items": [{k: v for k, v in asdict(r).items() if v is not None}
+    return JSONBytes({"counts": counts, "items": [{k: v for k, v in vars(r).items() if v is not None}
                                                   for r in results]})

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
 from service.db import calibrators as calibrator_rows
-from service.monitoring.query import CalibrationParams, calibration_report, resolve_version
+from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
 
 router = APIRouter(tags=["monitoring"])
 

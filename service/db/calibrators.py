@@ -36,11 +36,16 @@ def insert_calibrator(
     evaluation: dict[str, Any] | None = None,
     fit_window: dict[str, Any] | None = None,
     n_fit: int | None = None,
+    calibrator_version: int | None = None,
 ) -> Calibrator:
+    """A new candidate; ``calibrator_version`` defaults to the next free number. A concurrent insert of the
+    same number fails on the unique constraint (IntegrityError) rather than creating a duplicate."""
+    if calibrator_version is None:
+        calibrator_version = next_calibrator_version(session=session, model=model, version=version)
     row = Calibrator(
         model=model,
         version=version,
-        calibrator_version=next_calibrator_version(session=session, model=model, version=version),
+        calibrator_version=calibrator_version,
         method=method,
         params=params,
         state="candidate",

@@ -25,12 +25,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # SQLAlchemy, not pysqlite, decides when transactions begin (pysqlite's implicit BEGIN breaks
+            # SAVEPOINT and starts DEFERRED transactions)
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             # WAL lets readers (window queries) proceed while the prediction writer commits
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes
+            # fails at once with "database is locked" when another process wrote in between (the busy
+            # timeout does not apply to that lock upgrade). In WAL mode readers outside are not blocked.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if "poolclass" not in kwargs:

@@ -19,10 +19,7 @@ from typing import Any, cast
 import numpy as np
 from sqlalchemy import (
     Connection,
-    DateTime,
     Float,
-    Integer,
-    String,
     Table,
     bindparam,
     case,
@@ -34,9 +31,15 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from service.db.tables import Base, CalibrationBin, CalibrationClassBin, CalibrationTotals, PredictionCount
+from service.db.tables import (
+    CalibrationBin,
+    CalibrationClassBin,
+    CalibrationTotals,
+    PredictionConfidenceBin,
+    PredictionCount,
+)
 
 KEY = ("model", "version", "calibrator_version", "bucket")
 # The calibration core's micro-bins (streaming.FINE_BINS, right-closed edges k/300), repeated because db/ may
@@ -48,24 +51,6 @@ _FINE_EDGES = np.arange(FINE_BINS + 1, dtype=np.float64) / FINE_BINS
 def fine_bin_index(confidence: np.ndarray) -> np.ndarray:
     """ceil(300·c) − 1 clamped to [0, 299], decided by comparing with the correctly rounded edges k/300."""
     return np.clip(np.searchsorted(_FINE_EDGES, confidence, side="left") - 1, 0, FINE_BINS - 1)
-
-
-try:  # the lead moves the table to service.db.tables (report: Alembic autogenerate must always see it)
-    from service.db.tables import PredictionConfidenceBin  # type: ignore[attr-defined]
-except ImportError:  # until then it is defined here, on the same metadata
-
-    class PredictionConfidenceBin(Base):  # type: ignore[no-redef]
-        """Top-label confidence histogram of ALL served predictions per bucket (fine bins; migration 0002):
-        label-free drift (KS/PSI, expected accuracy) needs every prediction, not only the labelled ones."""
-
-        __tablename__ = "prediction_confidence_stats"
-        model: Mapped[str] = mapped_column(String(128), primary_key=True)
-        version: Mapped[int] = mapped_column(Integer, primary_key=True)
-        calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-        bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-        bin: Mapped[int] = mapped_column(Integer, primary_key=True)
-        count: Mapped[float] = mapped_column(Float)
-        confidence_sum: Mapped[float] = mapped_column(Float)
 
 
 @lru_cache(maxsize=32)

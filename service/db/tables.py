@@ -171,3 +171,17 @@ class PredictionCount(Base):
     calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     count: Mapped[float] = mapped_column(Float)
+
+
+class PredictionConfidenceBin(Base):
+    """Top-label confidence histogram of ALL served predictions per bucket (fine bins; migration 0002):
+    label-free drift (KS/PSI, expected accuracy) needs every prediction, not only the labelled ones."""
+
+    __tablename__ = "prediction_confidence_stats"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    confidence_sum: Mapped[float] = mapped_column(Float)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -121,11 +121,15 @@ def _lookup(services: Services, ids: list[str]) -> dict[str, _Known]:
         return {}
     out: dict[str, _Known] = {}
     with services.sessions() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
         for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            # PostgreSQL: one array parameter (= ANY) instead of 1,000 expanded IN parameters
+            match = (Prediction.id == any_(bindparam("ids", chunk, type_=postgresql.ARRAY(String))) if postgres
+                     else Prediction.id.in_(chunk))
             rows = session.execute(
                 select(Prediction.id, Prediction.model, Prediction.version, Prediction.calibrator_version,
-                       Prediction.created_at, Prediction.probabilities)
-                .where(Prediction.id.in_(ids[start:start + 1000]))
+                       Prediction.created_at, Prediction.probabilities).where(match)
             )
             for pid, model, version, cv, created, probs in rows:
                 out[pid] = _Known(pid, model, version, cv, as_utc(created), np.frombuffer(probs, dtype="<f4"))
@@ -177,13 +181,11 @@ def _store(services: Services, labels: dict[str, int], known: dict[str, _Known])
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(Feedback).on_conflict_do_nothing(index_elements=["prediction_id"])
-    inserted: set[str] = set()
-    for start in range(0, len(rows), 500):  # RETURNING with executemany is not portable: one statement each
-        chunk = rows[start:start + 500]
-        result = session.execute(stmt.values(chunk).returning(Feedback.prediction_id))
-        inserted.update(result.scalars().all())
-    return inserted
+    stmt = (module.insert(Feedback).on_conflict_do_nothing(index_elements=["prediction_id"])
+            .returning(Feedback.prediction_id))
+    # executemany + RETURNING: SQLAlchemy 2's "insertmanyvalues" batches the rows into multi-row INSERTs
+    # from ONE cached compiled statement (stmt.values(chunk) compiled a new 500-row statement every call)
+    return set(session.execute(stmt, rows).scalars().all())
 
 
 def _bucket_stats(services: Services, rows: list[_Known], labels: list[int]) -> list[BucketStats]:
@@ -203,13 +205,24 @@ def _bucket_stats(services: Services, rows: list[_Known], labels: list[int]) -> 
 
 
 def _count_bins(services: Services, rows: list[_Known], labels: list[int]) -> None:
-    """Prometheus per-bin counters for the labels this process accepted (added after the commit)."""
+    """Prometheus per-bin counters for the labels this process accepted (added after the commit).
+
+    Summed per (model, version, calibrator, bin) first: one inc per series instead of three per label
+    (in multiprocess mode every inc is a locked write to a memory-mapped file)."""
+    if not rows:
+        return
     m, n_bins = services.metrics, services.settings.ece_bins
-    for r, y in zip(rows, labels, strict=True):
-        probs = r.probabilities.astype(np.float64)
-        c = float(probs.max())
-        b = int(streaming.fine_bin_index(np.array([c]))[0]) // (streaming.FINE_BINS // n_bins)
-        labels_ = (r.model, str(r.version), str(r.calibrator_version), str(b))
-        m.bin_count.labels(*labels_).inc()
-        m.bin_confidence.labels(*labels_).inc(c)
-        m.bin_correct.labels(*labels_).inc(float(int(probs.argmax()) == y))
+    probs = [r.probabilities.astype(np.float64) for r in rows]
+    conf = np.array([p.max() for p in probs])
+    correct = np.array([float(int(p.argmax()) == y) for p, y in zip(probs, labels, strict=True)])
+    coarse = streaming.fine_bin_index(conf) // (streaming.FINE_BINS // n_bins)
+    sums: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for r, b, c, ok in zip(rows, coarse, conf, correct, strict=True):
+        acc = sums[(r.model, str(r.version), str(r.calibrator_version), str(int(b)))]
+        acc[0] += 1.0
+        acc[1] += float(c)
+        acc[2] += float(ok)
+    for key, (n, conf_sum, correct_sum) in sums.items():
+        m.bin_count.labels(*key).inc(n)
+        m.bin_confidence.labels(*key).inc(conf_sum)
+        m.bin_correct.labels(*key).inc(correct_sum)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +12,9 @@ from service.db.writer import PredictionWriter
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
 from service.settings import Settings
+
+if TYPE_CHECKING:  # the batcher module imports this one
+    from service.handlers.feedback_batcher import FeedbackBatcher
 
 
 @dataclass
@@ -21,3 +25,4 @@ class Services:
     registry: Registry
     writer: PredictionWriter
     metrics: ServiceMetrics
+    feedback_batcher: FeedbackBatcher | None = None  # group commit for small feedback requests (lifespan)

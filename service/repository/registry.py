@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.calibration import Calibrator, calibrator_from_dict
@@ -214,7 +215,13 @@ class Registry:
                 for loaded in entry.versions.values():
                     cv = active.get((loaded.name, loaded.version))
                     if cv is None:
-                        cv = self._insert_initial(session, loaded)
+                        try:
+                            with session.begin_nested():  # a savepoint: losing the race keeps the session
+                                cv = self._insert_initial(session, loaded)
+                        except IntegrityError:  # another worker or replica registered it first
+                            cv = calibrator_rows.active_versions(session=session).get((loaded.name, loaded.version))
+                            if cv is None:
+                                continue
                     if loaded.serving is None or loaded.serving.calibrator_version != cv:
                         row = calibrator_rows.get_calibrator(
                             session=session, model=loaded.name, version=loaded.version, calibrator_version=cv
@@ -241,7 +248,7 @@ class Registry:
             row = calibrator_rows.insert_calibrator(
                 session=session, model=loaded.name, version=loaded.version, method=spec["method"],
                 params=spec.get("params", {}), source="card", created_by="repository",
-                evaluation=spec.get("evaluation"),
+                evaluation=spec.get("evaluation"), calibrator_version=1,  # the first: a racing twin collides
             )
         calibrator_rows.activate_calibrator(session=session, row=row)
         session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from service.monitoring.gauges import touch_bins
+from service.handlers.gauges import touch_bins
 from service.monitoring.metrics import ServiceMetrics
 
 BIN_COUNTERS = ("calibserve_calibration_bin_count_total", "calibserve_calibration_bin_confidence_sum_total",

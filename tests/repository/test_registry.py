@@ -181,3 +181,39 @@ def test_dynamic_batching_from_config_wraps_the_same_session(repo: Path, session
     (repo / "tiny" / "config.json").unlink()
     registry.load_model("tiny")
     assert registry.resolve("tiny", 1).classifier is classifier.inner  # unwrapped, nothing reloaded
+
+
+def test_two_processes_starting_together_register_one_first_calibrator(database_url: str,
+                                                                      model_repository: Path) -> None:
+    """Workers and replicas start at once on a fresh database: exactly one inserts calibrator 1, and the
+    other adopts it instead of dying on the unique constraint."""
+    import threading
+
+    from service.db.engine import make_engine, make_sessionmaker
+    from service.repository.registry import Registry
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+    registries: list[Registry] = []
+
+    def start() -> None:
+        engine = make_engine(database_url)
+        registry = Registry(model_repository, make_sessionmaker(engine))
+        registries.append(registry)
+        barrier.wait()
+        try:
+            registry.load_all()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert {r.resolve("digits").serving.calibrator_version for r in registries} == {1}  # type: ignore[union-attr]
+    with registries[0].sessions() as session:
+        from service.db import calibrators as rows
+
+        assert [c.calibrator_version for c in rows.list_calibrators(session=session, model="digits", version=1)] == [1]

@@ -17,8 +17,6 @@ from service.monitoring.reference import load_reference
 from service.monitoring.report import WindowQuery, window_report
 from service.monitoring.windows import resolve_window
 
-REFERENCE_WINDOWS = 6
-
 
 def refresh_gauges(services: Services) -> None:
     s, m = services.settings, services.metrics
@@ -33,9 +31,9 @@ def refresh_gauges(services: Services) -> None:
                 labels = (loaded.name, str(loaded.version), str(cv))
                 touch_bins(m, s.ece_bins, labels)
                 q = WindowQuery(Scope(loaded.name, loaded.version, cv), len(loaded.card.classes), s.ece_bins,
-                                s.drift_min_labels, s.drift_tolerance, class_bins=s.ece_bins)
-                reference = load_reference(session, q.scope, length=end - start, k=REFERENCE_WINDOWS, now=now,
-                                           bucket_seconds=s.bucket_seconds)
+                                s.drift_min_labels, s.drift_tolerance, rule=s.drift_rule, class_bins=s.ece_bins)
+                reference = load_reference(session, q.scope, length=end - start, k=s.drift_reference_windows,
+                                           now=now, bucket_seconds=s.bucket_seconds)
                 out = window_report(session, q, start, end, reference)  # same bootstrap as the API's verdict
                 _set(m.window_ece, labels, out["ece"])
                 _set(m.label_coverage, labels, out["label_coverage"])

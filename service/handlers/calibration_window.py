@@ -56,11 +56,11 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
     s = services.settings
     v, n_classes = resolve_version(services, model, version)
     cv = resolve_calibrator(services, model, v, p.calibrator)
-    k = 6 if p.reference_windows is None else p.reference_windows
+    k = s.drift_reference_windows if p.reference_windows is None else p.reference_windows
     if not 1 <= k <= MAX_REFERENCE_WINDOWS:
         raise InvalidInput(f"reference_windows must be between 1 and {MAX_REFERENCE_WINDOWS}; got {k}")
     q = WindowQuery(Scope(model, v, cv), n_classes, parse_bins(p.bins, s.ece_bins), s.drift_min_labels,
-                    s.drift_tolerance, parse_choice(p.rule, "rule", RULES),
+                    s.drift_tolerance, parse_choice(p.rule or s.drift_rule, "rule", RULES),
                     parse_choice(p.reference, "reference", SOURCES), class_bins=s.ece_bins)
     now = datetime.now(UTC)
     begin, stop = resolve_window(p.window, p.start, p.end, default=s.default_window, now=now)
