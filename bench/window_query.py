@@ -127,7 +127,7 @@ def run(url: str, model_dir: Path, n: int, pool: np.ndarray, repeats: int) -> li
     from service.app import build_services
     from service.db.migrate import upgrade
     from service.db.stats import bucket_start
-    from service.monitoring.query import CalibrationParams, calibration_report
+    from service.handlers.calibration_window import CalibrationParams, calibration_report
     from service.settings import Settings
 
     upgrade(url)
