@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 PSI_GROUPS = 10
 PSI_WARN = 0.25
@@ -44,6 +43,8 @@ def ks_test(hist_ref: np.ndarray, hist_cur: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     d = ks_statistic(hist_ref, hist_cur)
     n_eff = round(n * m / (n + m))
+    from scipy import stats  # lazy: scipy.stats costs ~1 s and ~90 MiB at start-up; only drift queries use it
+
     p = stats.kstwo.sf(d, max(n_eff, 1)) if n_eff <= KS_EXACT_MAX_N else stats.kstwobign.sf(d * np.sqrt(n_eff))
     return d, float(np.clip(p, 0.0, 1.0))
 

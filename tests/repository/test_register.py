@@ -74,7 +74,7 @@ def test_explicit_kind_and_single_onnx_file_is_renamed(tmp_path):
 
 
 def test_scikit_learn_zipmap_model(tmp_path):
-    skl2onnx = pytest.importorskip("skl2onnx")
+    import skl2onnx
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 

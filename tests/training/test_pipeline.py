@@ -73,7 +73,6 @@ def test_existing_version_needs_overwrite(tmp_path):
     assert payload["method"] == "temperature" and payload["evaluation"] is None
 
 
-@pytest.mark.skipif("auto" not in CALIBRATORS, reason="the calibration core has no 'auto' method yet")
 def test_default_calibrator_is_the_cores_auto_choice(tmp_path):
     directory = train_and_export(
         dataset="wine",
