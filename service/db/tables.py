@@ -35,6 +35,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class BucketKey:
+    """The key shared by every per-bucket statistics table: (model, version, calibrator_version, bucket)."""
+
+    # sort_order: the key comes first, as in the migrations (the primary key's column order is its index order)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True, sort_order=-4)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-3)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-2)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, sort_order=-1)
+
+
 class Prediction(Base):
     """One served prediction. Ids are UUIDv7 strings: time-ordered, and they carry the prediction time."""
 
@@ -97,28 +107,20 @@ class Calibrator(Base):
     )
 
 
-class CalibrationBin(Base):
+class CalibrationBin(BucketKey, Base):
     """Per-bin sufficient statistics of labelled predictions, by prediction-time bucket (fine bins)."""
 
     __tablename__ = "calibration_stats"
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     bin: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[float] = mapped_column(Float)
     confidence_sum: Mapped[float] = mapped_column(Float)
     correct_sum: Mapped[float] = mapped_column(Float)
 
 
-class CalibrationClassBin(Base):
+class CalibrationClassBin(BucketKey, Base):
     """Class-wise table: for class k and coarse bin m, count, Σ q_k and Σ 1[y = k]."""
 
     __tablename__ = "calibration_class_stats"
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     bin: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[float] = mapped_column(Float)
@@ -126,14 +128,10 @@ class CalibrationClassBin(Base):
     label_sum: Mapped[float] = mapped_column(Float)
 
 
-class CalibrationTotals(Base):
+class CalibrationTotals(BucketKey, Base):
     """Per-bucket totals that are not per-bin: labelled count, Σ NLL, Σ Brier."""
 
     __tablename__ = "calibration_totals"
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     count: Mapped[float] = mapped_column(Float)
     nll_sum: Mapped[float] = mapped_column(Float)
     brier_sum: Mapped[float] = mapped_column(Float)
@@ -162,26 +160,18 @@ class AuditLog(Base):
     detail: Mapped[str] = mapped_column(Text)
 
 
-class PredictionCount(Base):
+class PredictionCount(BucketKey, Base):
     """Predictions served per prediction-time bucket (label coverage = labelled / predicted, O(buckets))."""
 
     __tablename__ = "prediction_counts"
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     count: Mapped[float] = mapped_column(Float)
 
 
-class PredictionConfidenceBin(Base):
+class PredictionConfidenceBin(BucketKey, Base):
     """Top-label confidence histogram of ALL served predictions per bucket (fine bins; migration 0002):
     label-free drift (KS/PSI, expected accuracy) needs every prediction, not only the labelled ones."""
 
     __tablename__ = "prediction_confidence_stats"
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     bin: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[float] = mapped_column(Float)
     confidence_sum: Mapped[float] = mapped_column(Float)
