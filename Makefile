@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy service
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

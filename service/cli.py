@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -100,7 +101,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calibserve", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train the digits demo model if needed, migrate SQLite, serve")
@@ -125,33 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     refit.add_argument("--min-labels", type=int, default=100)
     refit.add_argument("--min-per-class", type=int, default=2)
     refit.set_defaults(func=cmd_refit)
-    train = sub.add_parser("train", help="train a classifier (torch) and export it to the repository")
-    train.set_defaults(func=_lazy("service.training.cli", "add_train_arguments", "run_train"), lazy=train)
-    register = sub.add_parser("register", help="validate an ONNX classifier made elsewhere and write its card")
-    register.set_defaults(func=_lazy("service.repository.register", "add_register_arguments", "run_register"),
-                          lazy=register)
+    for name, (module, add, run, text) in LAZY.items():
+        lazy = sub.add_parser(name, help=text)
+        if name == lazy_command:  # import only what this command line needs (torch only for `train`)
+            mod = importlib.import_module(module)
+            getattr(mod, add)(lazy)
+            lazy.set_defaults(func=getattr(mod, run))
     return parser
 
 
-def _lazy(module: str, add: str, run: str) -> object:
-    """Subcommands whose arguments live in their own module (torch is imported only for `train`)."""
-    return (module, add, run)
+# subcommands whose arguments live in their own module
+LAZY = {
+    "train": ("service.training.cli", "add_train_arguments", "run_train",
+              "train a classifier (torch) and export it to the repository"),
+    "register": ("service.repository.register", "add_register_arguments", "run_register",
+                 "validate an ONNX classifier made elsewhere and write its card"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if argv and argv[0] in ("train", "register"):
-        import importlib
-
-        sub = next(a for a in parser._subparsers._group_actions if a.dest == "command")  # type: ignore[union-attr]
-        sub_parser = sub.choices[argv[0]]  # type: ignore[union-attr]
-        module, add, run = sub_parser.get_default("func")
-        mod = importlib.import_module(module)
-        getattr(mod, add)(sub_parser)
-        args = parser.parse_args(argv)
-        return int(getattr(mod, run)(args))
-    args = parser.parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     return int(args.func(args))
 
 

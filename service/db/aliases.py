@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.tables import Alias
@@ -22,8 +22,3 @@ def set_alias(*, session: Session, model: str, alias: str, version: int) -> None
         row.version = version
         row.updated_at = datetime.now(UTC)
     session.flush()
-
-
-def delete_alias(*, session: Session, model: str, alias: str) -> bool:
-    result = session.execute(delete(Alias).where(Alias.model == model, Alias.alias == alias))
-    return bool(result.rowcount)

@@ -35,7 +35,8 @@ class PredictionBatch:
     def raw_probabilities(self) -> np.ndarray:
         z = self.logits - self.logits.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return out
 
 
 def as_feature_matrix(values: Any, n_features: int) -> np.ndarray:
