@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import DateTime, Integer, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -179,12 +179,23 @@ def _store(services: Services, labels: dict[str, int], known: dict[str, _Known])
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = (module.insert(Feedback).on_conflict_do_nothing(index_elements=["prediction_id"])
-            .returning(Feedback.prediction_id))
-    # executemany + RETURNING: SQLAlchemy 2's "insertmanyvalues" batches the rows into multi-row INSERTs
-    # from ONE cached compiled statement (stmt.values(chunk) compiled a new 500-row statement every call)
+    """Insert, skipping ids that already have feedback; returns the ids actually inserted."""
+    table = Feedback.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        # one statement, three array parameters: no per-row SQL, no per-batch statement compilation
+        unnest = select(
+            func.unnest(bindparam("ids", type_=postgresql.ARRAY(String))),
+            func.unnest(bindparam("labels", type_=postgresql.ARRAY(Integer))),
+            func.unnest(bindparam("at", type_=postgresql.ARRAY(DateTime(timezone=True)))),
+        )
+        stmt = (postgresql.insert(table).from_select(["prediction_id", "label", "received_at"], unnest)
+                .on_conflict_do_nothing(index_elements=["prediction_id"]).returning(table.c.prediction_id))
+        params = {"ids": [r["prediction_id"] for r in rows], "labels": [r["label"] for r in rows],
+                  "at": [r["received_at"] for r in rows]}
+        return set(session.execute(stmt, params).scalars().all())
+    # SQLite: Core executemany + RETURNING ("insertmanyvalues" batches rows from one cached statement)
+    stmt = (sqlite.insert(table).on_conflict_do_nothing(index_elements=["prediction_id"])
+            .returning(table.c.prediction_id))
     return set(session.execute(stmt, rows).scalars().all())
 
 
