@@ -13,10 +13,10 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import DateTime, Integer, String, any_, bindparam, func, select
+from sqlalchemy import DateTime, Integer, String, Table, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -180,7 +180,7 @@ def _store(services: Services, labels: dict[str, int], known: dict[str, _Known])
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert, skipping ids that already have feedback; returns the ids actually inserted."""
-    table = Feedback.__table__
+    table = cast(Table, Feedback.__table__)
     if session.get_bind().dialect.name == "postgresql":
         # one statement, three array parameters: no per-row SQL, no per-batch statement compilation
         unnest = select(

@@ -15,7 +15,8 @@ import uuid_utils
 from service.db.writer import PredictionBlock
 from service.errors import InvalidInput
 from service.handlers.services import Services
-from service.repository.registry import ActiveCalibration, LoadedVersion
+from service.repository.calibrator_sync import ActiveCalibration
+from service.repository.registry import LoadedVersion
 
 
 @dataclass

@@ -7,32 +7,22 @@ response, and in-flight requests finish on the calibrator they started with.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.calibration import Calibrator, calibrator_from_dict
-from service.db import calibrators as calibrator_rows
 from service.db.aliases import all_aliases
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady
 from service.repository import policy as model_config
-from service.repository.card import CALIBRATOR_FILE, CARD_FILE, MODEL_FILE, ModelCard, read_card
+from service.repository.calibrator_sync import ActiveCalibration, serve_active_calibrators
+from service.repository.card import CARD_FILE, MODEL_FILE, ModelCard, read_card
 from service.repository.runtime import Batched, OnnxClassifier
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ActiveCalibration:
-    calibrator_version: int
-    method: str
-    calibrator: Calibrator
 
 
 @dataclass
@@ -203,56 +193,13 @@ class Registry:
 
     # ---- calibrators -----------------------------------------------------------------------------
     def sync_calibrators(self, entries: list[ModelEntry] | None = None) -> int:
-        """Make every loaded version serve its active calibrator from the database; returns swaps made.
-
-        A version with no calibrator row yet gets its ``calibrator.json`` (or identity) inserted as
-        calibrator version 1, active — the version's first calibrator."""
+        """Serve every loaded version's active calibrator (and refresh aliases) from the database."""
         targets = entries if entries is not None else list(self.models.values())
-        swaps = 0
         with self.sessions() as session:
-            active = calibrator_rows.active_versions(session=session)
-            for entry in targets:
-                for loaded in entry.versions.values():
-                    cv = active.get((loaded.name, loaded.version))
-                    if cv is None:
-                        try:
-                            with session.begin_nested():  # a savepoint: losing the race keeps the session
-                                cv = self._insert_initial(session, loaded)
-                        except IntegrityError:  # another worker or replica registered it first
-                            cv = calibrator_rows.active_versions(session=session).get((loaded.name, loaded.version))
-                            if cv is None:
-                                continue
-                    if loaded.serving is None or loaded.serving.calibrator_version != cv:
-                        row = calibrator_rows.get_calibrator(
-                            session=session, model=loaded.name, version=loaded.version, calibrator_version=cv
-                        )
-                        if row is None:
-                            continue
-                        loaded.serving = ActiveCalibration(
-                            cv, row.method, calibrator_from_dict({"method": row.method, "params": row.params})
-                        )
-                        swaps += 1
+            swaps = serve_active_calibrators(session, [v for e in targets for v in e.versions.values()])
             self.aliases = all_aliases(session=session)
             session.commit()
         return swaps
-
-    def _insert_initial(self, session: Session, loaded: LoadedVersion) -> int:
-        path = loaded.directory / CALIBRATOR_FILE
-        spec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"method": "identity",
-                                                                                    "params": {}}
-        existing = calibrator_rows.list_calibrators(session=session, model=loaded.name,
-                                                    version=loaded.version)
-        if existing:  # rows exist but none active (all retired by hand): re-activate the newest
-            row = existing[-1]
-        else:
-            row = calibrator_rows.insert_calibrator(
-                session=session, model=loaded.name, version=loaded.version, method=spec["method"],
-                params=spec.get("params", {}), source="card", created_by="repository",
-                evaluation=spec.get("evaluation"), calibrator_version=1,  # the first: a racing twin collides
-            )
-        calibrator_rows.activate_calibrator(session=session, row=row)
-        session.flush()
-        return row.calibrator_version
 
     # ---- resolution ------------------------------------------------------------------------------
     def resolve(self, name: str, ref: str | int | None = None) -> LoadedVersion:

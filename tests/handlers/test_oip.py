@@ -16,7 +16,8 @@ from service.calibration import make_calibrator
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers import oip
 from service.handlers.inference import PredictionBatch
-from service.repository.registry import ActiveCalibration, LoadedVersion, load_version
+from service.repository.calibrator_sync import ActiveCalibration
+from service.repository.registry import LoadedVersion, load_version
 from tests.testdata.tiny_models import linear_logits, write_linear
 
 

@@ -1,0 +1,76 @@
+"""Which calibrator each loaded version serves: the database's active one, swapped in atomically.
+
+A version with no calibrator row yet gets its ``calibrator.json`` (or identity) inserted as calibrator
+version 1, active — the version's first calibrator. Workers and replicas starting together race for that
+insert; the loser hits the unique constraint inside a savepoint and adopts the winner's row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.calibration import Calibrator, calibrator_from_dict
+from service.db import calibrators as calibrator_rows
+from service.repository.card import CALIBRATOR_FILE
+
+if TYPE_CHECKING:
+    from service.repository.registry import LoadedVersion
+
+
+@dataclass(frozen=True)
+class ActiveCalibration:
+    calibrator_version: int
+    method: str
+    calibrator: Calibrator
+
+
+def serve_active_calibrators(session: Session, versions: list[LoadedVersion]) -> int:
+    """Point each version's ``serving`` at its active calibrator; returns how many were swapped."""
+    active = calibrator_rows.active_versions(session=session)
+    swaps = 0
+    for loaded in versions:
+        cv = active.get((loaded.name, loaded.version))
+        if cv is None:
+            cv = _ensure_first(session, loaded)
+            if cv is None:
+                continue
+        if loaded.serving is None or loaded.serving.calibrator_version != cv:
+            row = calibrator_rows.get_calibrator(session=session, model=loaded.name, version=loaded.version,
+                                                 calibrator_version=cv)
+            if row is None:
+                continue
+            # one assignment of an immutable object: requests see the old or the new calibrator, never a mix
+            loaded.serving = ActiveCalibration(cv, row.method,
+                                               calibrator_from_dict({"method": row.method, "params": row.params}))
+            swaps += 1
+    return swaps
+
+
+def _ensure_first(session: Session, loaded: LoadedVersion) -> int | None:
+    try:
+        with session.begin_nested():  # a savepoint: losing the race keeps the session usable
+            return _insert_first(session, loaded)
+    except IntegrityError:  # another worker or replica registered it first
+        return calibrator_rows.active_versions(session=session).get((loaded.name, loaded.version))
+
+
+def _insert_first(session: Session, loaded: LoadedVersion) -> int:
+    path = loaded.directory / CALIBRATOR_FILE
+    spec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"method": "identity", "params": {}}
+    existing = calibrator_rows.list_calibrators(session=session, model=loaded.name, version=loaded.version)
+    if existing:  # rows exist but none active (all retired by hand): re-activate the newest
+        row = existing[-1]
+    else:
+        row = calibrator_rows.insert_calibrator(
+            session=session, model=loaded.name, version=loaded.version, method=spec["method"],
+            params=spec.get("params", {}), source="card", created_by="repository",
+            evaluation=spec.get("evaluation"), calibrator_version=1,  # the first: a racing twin collides
+        )
+    calibrator_rows.activate_calibrator(session=session, row=row)
+    session.flush()
+    return row.calibrator_version
