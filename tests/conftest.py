@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,22 +59,29 @@ def drop_postgres_database(name: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
-    """A migrated, empty database: SQLite file or a fresh PostgreSQL database, dropped afterwards."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'calibserve.db'}"
+@contextmanager
+def migrated_database(kind: str, directory: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file in ``directory`` or a fresh PostgreSQL database that is
+    dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'calibserve.db'}"
         upgrade(url)
         yield url
         return
-    if not postgres_available:
-        pytest.skip("PostgreSQL explicitly disabled with CALIBSERVE_TEST_SKIP_POSTGRES=1")
     url, name = fresh_postgres_database()
     try:
         upgrade(url)
         yield url
     finally:
         drop_postgres_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+    if request.param == "postgresql" and not postgres_available:
+        pytest.skip("PostgreSQL explicitly disabled with CALIBSERVE_TEST_SKIP_POSTGRES=1")
+    with migrated_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

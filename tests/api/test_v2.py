@@ -11,32 +11,22 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.db.migrate import upgrade
 from service.settings import Settings
-from tests.conftest import ADMIN_TOKEN, drop_postgres_database, fresh_postgres_database
+from tests.conftest import ADMIN_TOKEN, migrated_database
+from tests.factories import softmax
 from tests.testdata.tiny_models import TEMPERATURE, linear_logits, write_linear
 
 GOLDEN = Path(__file__).resolve().parents[1] / "testdata" / "v2"
 VOLATILE = "<volatile: one id per row, comma-joined>"
 
 
-def with_repository_router(app: FastAPI) -> FastAPI:
-    """The repository extension router, in case ``service/app.py`` does not include it yet."""
-    from service.api import repository
-
-    if not any(getattr(r, "path", "").startswith("/v2/repository") for r in app.routes):
-        app.include_router(repository.router)
-    return app
-
-
 @pytest.fixture
 def v2_client(settings: Settings, model_repository: Path) -> Iterator[TestClient]:
     write_linear(model_repository)  # the digits demo model plus the exact 4 → 3 "tiny" model
-    with TestClient(with_repository_router(create_app(settings))) as c:
+    with TestClient(create_app(settings)) as c:
         yield c
 
 
@@ -47,29 +37,17 @@ def shared_client(request: pytest.FixtureRequest, trained_repository: Path,
     root = tmp_path_factory.mktemp("v2")
     shutil.copytree(trained_repository, root / "models")
     write_linear(root / "models")
-    name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'db.sqlite'}"
-    else:
-        url, name = fresh_postgres_database()
-    try:
-        upgrade(url)
+    with migrated_database(request.param, root) as url:
         settings = Settings(database_url=url, model_repository=root / "models", admin_token=ADMIN_TOKEN,
                             max_body_bytes=64 * 1024, log_flush_seconds=0.01)
-        with TestClient(with_repository_router(create_app(settings))) as c:
+        with TestClient(create_app(settings)) as c:
             yield c
-    finally:
-        if name is not None:
-            drop_postgres_database(name)
 
 
 def _golden(name: str) -> Any:
     return json.loads((GOLDEN / name).read_text())
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 # ---- golden files ---------------------------------------------------------------------------------
@@ -96,8 +74,8 @@ def test_golden_numbers_are_the_calibrated_model_outputs() -> None:
     z = linear_logits(x)
     outputs = {o["name"]: o for o in response["outputs"]}
     np.testing.assert_allclose(outputs["logits"]["data"], z.reshape(-1), rtol=1e-6)
-    np.testing.assert_allclose(outputs["probabilities"]["data"], _softmax(z / TEMPERATURE).reshape(-1), rtol=1e-6)
-    np.testing.assert_allclose(outputs["raw_probabilities"]["data"], _softmax(z).reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(outputs["probabilities"]["data"], softmax(z / TEMPERATURE).reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(outputs["raw_probabilities"]["data"], softmax(z).reshape(-1), rtol=1e-6)
     assert outputs["label"]["data"] == [["cat", "dog", "bird"][k] for k in z.argmax(axis=1)]
 
 
@@ -133,7 +111,7 @@ def test_binary_request_and_response(shared_client: TestClient) -> None:
     meta, blob = json.loads(response.content[:n]), response.content[n:]
     probs_size = meta["outputs"][0]["parameters"]["binary_data_size"]
     probs = np.frombuffer(blob[:probs_size], dtype="<f4")
-    np.testing.assert_allclose(probs, _softmax(linear_logits(x) / TEMPERATURE)[0], rtol=1e-6)
+    np.testing.assert_allclose(probs, softmax(linear_logits(x) / TEMPERATURE)[0], rtol=1e-6)
     label = blob[probs_size:]
     assert int.from_bytes(label[:4], "little") == 4 and label[4:] == b"bird"  # BYTES: <u32 length><bytes>
     assert "data" in meta["outputs"][2] and len(blob) == probs_size + 8

@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.server import running_server
-from tests.factories import digits
+from tests.factories import digits, softmax
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -45,9 +45,6 @@ def _make_version_2(model_dir: Path) -> None:
     (model_dir / "config.json").write_text(json.dumps({"version_policy": {"specific": [1]}}))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class Load:
@@ -148,5 +145,5 @@ def test_hot_reload_under_load(database_url: str, model_repository: Path) -> Non
             np.testing.assert_allclose(out["logits"], z1[idx], rtol=1e-4, atol=1e-4)
         seen.add((version, cv))
         logits = z1[idx] * (SCALE_V2 if version == 2 else 1.0)
-        np.testing.assert_allclose(probs, _softmax(logits / temperatures[(version, cv)]), atol=1e-5)
+        np.testing.assert_allclose(probs, softmax(logits / temperatures[(version, cv)]), atol=1e-5)
     assert {(1, 1), (1, cv2), (2, 1)} <= seen, seen

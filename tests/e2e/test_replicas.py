@@ -14,7 +14,7 @@ import pytest
 from service.db.migrate import upgrade
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.e2e.server import running_server
-from tests.factories import digits
+from tests.factories import digits, softmax
 
 pytestmark = pytest.mark.e2e
 TOKEN = "replica-token"
@@ -22,10 +22,6 @@ POLL = 0.5
 BOUND = 2.0  # documented propagation bound (README): poll interval + one request, with margin
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _infer(http: httpx.Client, rows: np.ndarray) -> dict:  # type: ignore[type-arg]
@@ -93,7 +89,7 @@ def test_activation_propagates_to_the_other_replica_under_load(
         for _base, _t, body in results:  # every response's numbers match the calibrator it names
             cv = body["parameters"]["calibrator_version"]
             out = {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in body["outputs"]}
-            np.testing.assert_allclose(out["probabilities"], _softmax(out["logits"] / temperatures[cv]), atol=2e-5)
+            np.testing.assert_allclose(out["probabilities"], softmax(out["logits"] / temperatures[cv]), atol=2e-5)
         for base in (a, b):
             late = [body["parameters"]["calibrator_version"] for srv, t, body in results
                     if srv == base and t > activated + BOUND]

@@ -11,9 +11,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from service.db.migrate import upgrade
-from tests.conftest import ADMIN_TOKEN, drop_postgres_database, fresh_postgres_database
+from tests.conftest import ADMIN_TOKEN, migrated_database
 from tests.e2e.server import running_server
+from tests.factories import softmax
 from tests.testdata.tiny_models import TEMPERATURE, linear_logits, write_linear
 
 pytestmark = pytest.mark.e2e
@@ -26,25 +26,13 @@ def client(request: pytest.FixtureRequest, trained_repository: Path,
     root = tmp_path_factory.mktemp("triton")
     shutil.copytree(trained_repository, root / "models")
     write_linear(root / "models")
-    name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'db.sqlite'}"
-    else:
-        url, name = fresh_postgres_database()
-    try:
-        upgrade(url)
-        with running_server(url, root / "models", admin_token=ADMIN_TOKEN) as base_url:
-            c = triton.InferenceServerClient(base_url.removeprefix("http://"))
-            yield c
-            c.close()
-    finally:
-        if name is not None:
-            drop_postgres_database(name)
+    with migrated_database(request.param, root) as url, \
+            running_server(url, root / "models", admin_token=ADMIN_TOKEN) as base_url:
+        c = triton.InferenceServerClient(base_url.removeprefix("http://"))
+        yield c
+        c.close()
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 X = np.array([[1.0, 0.0, 0.5, -1.0], [0.25, 1.5, -2.0, 0.0], [3.0, -1.0, 0.0, 2.0]], dtype=np.float32)
@@ -74,8 +62,8 @@ def test_infer_all_outputs(client: triton.InferenceServerClient, binary: bool) -
     result = client.infer("tiny", [_input(binary)], request_id="abc")
     z = linear_logits(X)
     np.testing.assert_allclose(result.as_numpy("logits"), z, rtol=1e-6)
-    np.testing.assert_allclose(result.as_numpy("probabilities"), _softmax(z / TEMPERATURE), rtol=1e-5)
-    np.testing.assert_allclose(result.as_numpy("raw_probabilities"), _softmax(z), rtol=1e-5)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), softmax(z / TEMPERATURE), rtol=1e-5)
+    np.testing.assert_allclose(result.as_numpy("raw_probabilities"), softmax(z), rtol=1e-5)
     labels = [s.decode() if isinstance(s, bytes) else s for s in result.as_numpy("label")]
     assert labels == [["cat", "dog", "bird"][k] for k in z.argmax(axis=1)]
     response = result.get_response()
@@ -93,7 +81,7 @@ def test_output_selection_and_classification(client: triton.InferenceServerClien
     assert [o["name"] for o in result.get_response()["outputs"]] == ["probabilities", "raw_probabilities"]
     assert result.as_numpy("logits") is None
     top = result.as_numpy("raw_probabilities")
-    raw = _softmax(linear_logits(X))
+    raw = softmax(linear_logits(X))
     assert top.shape == (3, 2)
     for i, row in enumerate(top):
         value, index, label = (row[0].decode() if isinstance(row[0], bytes) else row[0]).split(":")
