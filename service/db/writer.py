@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PredictionBlock", "PredictionWriter", "SpoolFull", "insert_blocks"]
 
+ORPHAN_SCAN_SECONDS = 10.0
 COLUMNS = ("id", "model", "version", "calibrator_version", "created_at", "logits", "probabilities", "confidence",
            "class_index", "tags")
 
@@ -212,9 +213,13 @@ class PredictionWriter:
     # ---- shipper thread -------------------------------------------------------------------------
     def _run(self) -> None:
         backoff = 0.0
+        scanned = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.flush_seconds if backoff == 0.0 else backoff)
             self._wake.clear()
+            if time.monotonic() - scanned > ORPHAN_SCAN_SECONDS:  # a sibling worker that died meanwhile
+                scanned = time.monotonic()
+                self._adopted += orphans(self.spool_dir, self._spool().path)
             try:
                 while self._ship_once():
                     pass

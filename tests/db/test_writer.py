@@ -147,3 +147,22 @@ def test_a_block_the_database_refuses_for_good_is_kept_and_counted(tmp_path: Pat
         restarted.start()  # the loss stays counted across restarts (the dead rows are on disk)
         assert restarted.dropped == 3
         restarted.stop()
+
+
+def test_a_sibling_that_dies_while_we_run_is_adopted(database_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.db import writer as writer_module
+    from service.db.spool import create_own
+
+    monkeypatch.setattr(writer_module, "ORPHAN_SCAN_SECONDS", 0.05)
+    writer = PredictionWriter(make_engine(database_url), spool_dir=tmp_path, flush_seconds=0.01)
+    writer.start()
+    sibling = create_own(tmp_path)  # another worker on the same spool directory…
+    b = block(5)
+    sibling.append(encode(b), 5)
+    sibling._lock_file.close()  # …killed: its lock is free
+    deadline = time.monotonic() + 20
+    while stored(database_url)[0] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.stop()
+    assert stored(database_url) == (5, 5.0)
