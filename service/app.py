@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
 from service.api.errors import install_error_handlers
-from service.api.fast_path import FastPredictRoutes
+from service.api.fast_path import Receive, Scope, Send, match, serve_predict
 from service.api.predict_docs import openapi_paths
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.writer import PredictionWriter
@@ -91,14 +91,26 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
             services.engine.dispose()
 
-    app = FastAPI(title="calibserve", version=__version__, lifespan=lifespan,
+    app = CalibServe(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
     install_error_handlers(app)
     for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
-    app.add_middleware(FastPredictRoutes)  # the predict routes, as plain ASGI in front of FastAPI
     document_fast_routes(app)
     return app
+
+
+class CalibServe(FastAPI):
+    """FastAPI, with the four predict/infer routes answered before any of its layers (routing, request
+    objects, dependencies, telemetry, body-limit middleware): see ``api/fast_path.py``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            matched = match(scope["path"])
+            if matched is not None:
+                await serve_predict(self.state.services, matched, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def document_fast_routes(app: FastAPI) -> None:

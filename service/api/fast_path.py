@@ -1,5 +1,5 @@
 """The predict routes as plain ASGI, in front of FastAPI: ``POST /v1/models/{m}[/versions/{ref}]/predict`` and
-``POST /v2/models/{m}[/versions/{v}]/infer``.
+``POST /v2/models/{m}[/versions/{v}]/infer`` (``service.app.CalibServe.__call__`` dispatches here).
 
 FastAPI's routing, request object and dependency machinery cost more than scoring a small model (half of the
 main thread in a profile at batch 1). These four routes need none of it: match the path, read the raw body
@@ -28,7 +28,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 V1_CODEC = V1Codec()
 
@@ -48,37 +47,27 @@ def match(path: str) -> tuple[str, str, str | None] | None:
     return api, parts[3], None
 
 
-class FastPredictRoutes:
-    """ASGI middleware: serves the predict routes itself and hands every other request to ``app``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        matched = match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if matched is None:
-            await self.app(scope, receive, send)
-            return
-        services: Services = scope["app"].state.services
-        api, model, ref = matched
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        codec: WireCodec[Any] = V1_CODEC if api == "v1" else services.v2_codec
-        limit = services.settings.max_body_bytes
-        try:
-            rendered = await services.predictor.predict(codec, model, ref, lambda: read_body(receive, headers, limit),
-                                                        headers)
-        except ClientDisconnected:
-            return
-        except ServiceError as exc:
-            rendered = error_body(exc)
-            await respond(send, exc.status_code, rendered,
-                          {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None)
-            return
-        except Exception:
-            log.exception("unhandled error on %s", scope["path"])
-            await respond(send, 500, Rendered(orjson.dumps({"error": "internal error"})))
-            return
-        await respond(send, 200, rendered, rendered.headers)
+async def serve_predict(services: Services, matched: tuple[str, str, str | None], scope: Scope, receive: Receive,
+                        send: Send) -> None:
+    """Answer one matched predict/infer request: one call to the predictor, its bytes or ``{"error"}``."""
+    api, model, ref = matched
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    codec: WireCodec[Any] = V1_CODEC if api == "v1" else services.v2_codec
+    limit = services.settings.max_body_bytes
+    try:
+        rendered = await services.predictor.predict(codec, model, ref, lambda: read_body(receive, headers, limit),
+                                                    headers)
+    except ClientDisconnected:
+        return
+    except ServiceError as exc:
+        await respond(send, exc.status_code, error_body(exc),
+                      {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None)
+        return
+    except Exception:
+        log.exception("unhandled error on %s", scope["path"])
+        await respond(send, 500, Rendered(orjson.dumps({"error": "internal error"})))
+        return
+    await respond(send, 200, rendered, rendered.headers)
 
 
 def error_body(exc: ServiceError) -> Rendered:

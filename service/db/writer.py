@@ -162,8 +162,7 @@ class PredictionWriter:
             self.on_refused(len(block.ids))
             raise SpoolFull(f"the prediction-log spool holds {self.spool_bytes()} bytes (bound "
                             f"{self.max_spool_bytes}); the database is not keeping up")
-        own.append(payload, len(block.ids))
-        self._wake.set()
+        own.append(payload, len(block.ids))  # no wake-up per request: the shipper polls every flush_seconds
 
     def fits(self, n_rows: int, bytes_per_row: int) -> bool:
         """Whether a block of this size could ever be spooled (a batch over the bound is refused up front)."""
