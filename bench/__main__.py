@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SKIP = {"__main__", "common", "baseline_app"}
+SKIP = {"__main__", "common", "baseline_app", "baseline_asgi"}  # servers the benchmarks start
 
 
 def available() -> dict[str, str]:
     out = {}
     for info in pkgutil.iter_modules([str(HERE)]):
-        if info.name in SKIP or info.name.startswith("_"):
+        if info.ispkg or info.name in SKIP or info.name.startswith("_"):  # packages hold a benchmark's parts
             continue
         text = (HERE / f"{info.name}.py").read_text()
         doc = text.split('"""')[1].strip().splitlines()[0] if text.startswith('"""') else ""
