@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 ADMIN_URL = os.environ.get("CALIBSERVE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -22,6 +24,18 @@ def fresh_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield engine.url.set(database=name).render_as_string(hide_password=False)
     finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+        drop(engine, name)
+
+
+def drop(engine: Engine, name: str, attempts: int = 10) -> None:
+    """Drop ``name``, retrying for ~30 s: other engineers' outage tests restart this PostgreSQL server."""
+    for attempt in range(attempts):
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            break
+        except OperationalError:
+            if attempt == attempts - 1:
+                print(f"could not drop PostgreSQL database {name}; drop it by hand", file=sys.stderr)
+            time.sleep(3)
+    engine.dispose()

@@ -50,7 +50,7 @@ def profile(key: str, duration: int, root: Path) -> int:
                                      server.base + target.path], stdout=subprocess.PIPE, text=True,
                                     env=wrk_run.body_env(bodies[target.body][1]))
             time.sleep(1)  # let the load reach steady state before sampling
-            subprocess.run([py_spy, "record", "--pid", str(server.pid), "--subprocesses", "--format", "raw",
+            subprocess.run([py_spy, "record", "--pid", str(server.pid), "--subprocesses", "--gil", "--format", "raw",
                             "--duration", str(seconds), "--rate", "200", "--nonblocking", "--output", str(out)],
                            check=True, capture_output=True)
             report = wrk_run.parse(load.communicate()[0])
