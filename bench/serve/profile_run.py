@@ -1,7 +1,10 @@
 """``python -m bench serving --profile [KEY]``: py-spy on a calibserve server under wrk load, top frames.
 
 Samples the server's whole process tree (``--subprocesses``: workers, any shipper) while one wrk thread
-drives KEY at c=8, batch 1. py-spy (a dev dependency) attaches with ptrace: run as root or with
+drives KEY at c=8, batch 1, and only the thread holding the GIL (``--gil``): on a shared 2-core machine a
+thread waiting for a CPU looks busy to py-spy, and the GIL is what a Python fast path and an in-process
+log writer compete for. Native work that releases the GIL (onnxruntime's kernels) is therefore left out.
+py-spy (a dev dependency) attaches with ptrace: run as root or with
 ``kernel.yama.ptrace_scope=0``.
 """
 
