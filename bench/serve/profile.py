@@ -29,8 +29,13 @@ def frame_name(frame: str) -> str:
     return f"{m['function']} ({path})"
 
 
-def top_frames(collapsed: str, n: int = 15) -> tuple[int, list[Frame], list[Frame]]:
-    """(samples, top-n by self share, top-n by total share) of a raw py-spy profile."""
+# the entry point, on every stack: it would fill the by-total table with 100% rows
+ENTRY_FILES = ("service/__main__.py", "service/cli.py")
+
+
+def top_frames(collapsed: str, n: int = 15, package: str = "service/") -> tuple[int, list[Frame], list[Frame]]:
+    """(samples, top-n frames by self share, top-n frames of ``package`` by total share) of a raw py-spy
+    profile: where the interpreter is, and which of our functions it is under."""
     self_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()
     samples = 0
@@ -53,12 +58,14 @@ def top_frames(collapsed: str, n: int = 15) -> tuple[int, list[Frame], list[Fram
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]  # ties by name
         return [Frame(name, self_counts[name] / samples, total_counts[name] / samples) for name, _ in ranked]
 
-    return samples, frames_of(self_counts), frames_of(total_counts)
+    ours = Counter({name: c for name, c in total_counts.items()
+                    if f"({package}" in name and not any(f"({e})" in name for e in ENTRY_FILES)})
+    return samples, frames_of(self_counts), frames_of(ours)
 
 
 def format_frames(samples: int, by_self: list[Frame], by_total: list[Frame]) -> str:
     lines = [f"{samples} samples", "", "| self % | total % | frame (by self time) |", "|--:|--:|---|"]
     lines += [f"| {f.self_share:.1%} | {f.total_share:.1%} | `{f.name}` |" for f in by_self]
-    lines += ["", "| total % | self % | frame (by time on the stack) |", "|--:|--:|---|"]
+    lines += ["", "| total % | self % | our function (by time on the stack) |", "|--:|--:|---|"]
     lines += [f"| {f.total_share:.1%} | {f.self_share:.1%} | `{f.name}` |" for f in by_total]
     return "\n".join(lines)
