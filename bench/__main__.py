@@ -34,14 +34,15 @@ def main(argv: list[str]) -> int:
             print(f"  {name:22s} {doc}")
         return 0
     runs = [(name, []) for name in sorted(benches)] if argv == ["all"] else [(argv[0], argv[1:])]
+    status = 0
     for name, options in runs:
         if name not in benches:
             print(f"unknown benchmark {name!r}; choose from {sorted(benches)}")
             return 2
         print(f"\n=== bench.{name} ===", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        module.main(options)  # each benchmark's own argparse sees only its options
-    return 0
+        status = status or int(module.main(options) or 0)  # its own argparse sees only its options
+    return status  # a benchmark that could not run (e.g. wrk missing) fails the command
 
 
 if __name__ == "__main__":

@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.repeat = 1, 1
     targets = pick_targets(args)
+    if not targets:
+        print("no targets left to measure (--targets and --no-peers exclude them all)", file=sys.stderr)
+        return 2
     if args.profile:
         from bench.serve.profile_run import profile
 
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     cells = list(QUICK_CELLS) if args.quick else [(b, c) for b in BATCHES for c in CONCURRENCY]
-    from bench.serve.postgres import fresh_database
+    from bench.serve.postgres import ADMIN_URL, fresh_database, postgres_reachable
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="calibserve-bench-") as tmp:
@@ -199,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         lua.write_text(wrk_run.LUA)
         names = {t.server for t in targets}
         need_pg = "calibserve-postgresql" in names
+        if need_pg and not postgres_reachable():
+            print(f"PostgreSQL is not reachable at {ADMIN_URL} (CALIBSERVE_BENCH_POSTGRES_URL): start it, or "
+                  "leave the -pg targets out with --targets", file=sys.stderr)
+            return 2
         with fresh_database() if need_pg else contextlib.nullcontext(None) as pg_url:
             made = make_servers(names, work, model.onnx, model.repository, model.joblib_dir, pg_url,
                                 args.compare_tree)

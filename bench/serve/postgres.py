@@ -14,6 +14,17 @@ from sqlalchemy.exc import OperationalError
 ADMIN_URL = os.environ.get("CALIBSERVE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+def postgres_reachable(admin_url: str = ADMIN_URL) -> bool:
+    engine = create_engine(admin_url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def fresh_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
     """Yield the URL of a new empty database; drop it (disconnecting leftovers) on the way out."""
