@@ -49,7 +49,8 @@ def profile(key: str, duration: int, root: Path) -> int:
         try:
             wrk_run.run(server.base + target.path, bodies[target.body][1], 2, 1, lua)  # warm-up
             out = work / "profile.txt"
-            load = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{seconds + 2}s", "-s", str(lua), "--latency",
+            load = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{seconds + 2}s", "--timeout", "10s", "-s", str(lua),
+                                     "--latency",
                                      server.base + target.path], stdout=subprocess.PIPE, text=True,
                                     env=wrk_run.body_env(bodies[target.body][1]))
             time.sleep(1)  # let the load reach steady state before sampling

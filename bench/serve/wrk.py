@@ -49,6 +49,8 @@ def body_env(body: tuple[Path, str, str]) -> dict[str, str]:
 
 def run(url: str, body: tuple[Path, str, str], concurrency: int, seconds: int, lua: Path) -> WrkReport:
     """One wrk thread (as in issue 11's measurements: wrk shares the 2 cores with the server)."""
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(lua), "--latency", url],
+    # --timeout 10s: a slow answer (batch 64 at c=32 on a shared machine) is latency, not an error
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua),
+                          "--latency", url],
                          env=body_env(body), capture_output=True, text=True, check=True).stdout
     return parse(out)
