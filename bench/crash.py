@@ -1,0 +1,141 @@
+"""Crash: SIGKILL the server 3× under mixed load; every id returned and every label acknowledged is stored.
+
+    python -m bench crash [--db sqlite|postgresql|both] [--kills 3] [--seconds 30] [--clients 4] [--repository DIR]
+
+Per database: a fresh database, the real server (uvicorn subprocess) with a fixed working directory and
+``CALIBSERVE_SPOOL_DIR``, ``--clients`` threads of mixed load (``bench/faults_load.py``), ``--kills``
+SIGKILLs spread evenly over ``--seconds`` of load, each followed by a restart on the same database and
+directories. Then it waits until readiness reports an empty prediction-log backlog and compares what the
+clients were told with the tables: ids returned vs ``predictions`` rows (missing ones counted per server
+process), labels acknowledged ``accepted``/``duplicate`` vs ``feedback`` rows (lost, changed), and the
+statistics tables vs the rows they summarise. Exit status 1 when anything was lost or disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sklearn.datasets import load_digits
+
+from bench.faults_common import (
+    Server,
+    Stored,
+    commit_label,
+    count_predictions,
+    fresh_database,
+    markdown_table,
+    read_stored,
+    repository_or_train,
+)
+from bench.faults_load import PREDICT_KINDS, Ledger, LoadClients
+
+
+@dataclass
+class CrashRun:
+    kind: str
+    ledger: Ledger
+    stored: Stored
+    first_ready: float
+    kill_to_ready: list[float]
+    drain: float
+    readiness: dict[str, Any]
+
+
+def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int, work: Path) -> CrashRun:
+    x, y = load_digits(return_X_y=True)
+    with fresh_database(kind, work) as url:
+        server = Server(database_url=url, repository=repository, work=work)
+        ledger = Ledger()
+        try:
+            first = server.start()
+            load = LoadClients(server.base_url, ledger, x, y, clients=clients)
+            started = time.monotonic()
+            load.start()
+            kill_to_ready = []
+            try:
+                for i in range(kills):
+                    time.sleep(max(0.0, started + seconds * (i + 1) / (kills + 1) - time.monotonic()))
+                    killed = time.monotonic()
+                    server.kill()
+                    server.start()
+                    ledger.generation = server.generation
+                    kill_to_ready.append(time.monotonic() - killed)
+                time.sleep(max(0.0, started + seconds - time.monotonic()))
+            finally:
+                load.stop()
+            drain = server.wait_drained(lambda: count_predictions(url))
+            _, body = server.readiness()
+            stored = read_stored(url)
+        finally:
+            server.stop()
+    return CrashRun(kind, ledger, stored, first, kill_to_ready, drain, body)
+
+
+def report(r: CrashRun, *, kills: int, seconds: float, clients: int) -> bool:
+    """Print the run's table; True when nothing was lost and every sum agrees."""
+    led, st = r.ledger, r.stored
+    missing = [p for p in led.returned if p not in st.prediction_ids]
+    per_process = Counter(led.returned[p] for p in missing)
+    lost_labels = [p for p in led.acked if p not in st.labels]
+    changed = [p for p in led.acked if p in st.labels and st.labels[p] != led.acked[p]]
+    n_pred, n_fb = len(st.prediction_ids), len(st.labels)
+    ok_pred, ok_fb = not missing, not lost_labels and not changed
+    ok_cal, ok_cnt = abs(st.calibration_totals - n_fb) < 1e-6, abs(st.prediction_counts - n_pred) < 1e-6
+    by_process = ", ".join(str(per_process.get(g, 0)) for g in range(1, kills + 2))
+    rows: list[list[object]] = [
+        ["prediction ids returned → `predictions` rows", len(led.returned), len(led.returned) - len(missing),
+         f"{len(missing)} (per process: {by_process})", "PASS" if ok_pred else "FAIL"],
+        ["labels acknowledged (accepted/duplicate) → `feedback` rows", len(led.acked),
+         len(led.acked) - len(lost_labels), f"{len(lost_labels)} lost, {len(changed)} changed",
+         "PASS" if ok_fb else "FAIL"],
+        ["Σ calibration_totals.count = feedback rows", n_fb, round(st.calibration_totals),
+         f"{st.calibration_totals - n_fb:+,.0f}", "PASS" if ok_cal else "FAIL"],
+        ["Σ prediction_counts.count = prediction rows", n_pred, round(st.prediction_counts),
+         f"{st.prediction_counts - n_pred:+,.0f}", "PASS" if ok_cnt else "FAIL"],
+    ]
+    print(f"\ncrash on {r.kind} — commit {commit_label()}, {kills} SIGKILLs in {seconds:g} s of load, "
+          f"{clients} client threads")
+    print(markdown_table(["check", "clients were told", "stored", "difference", "verdict"], rows))
+    predict = Counter(c.status for c in led.calls if c.kind in PREDICT_KINDS)
+    feedback = Counter(c.status for c in led.calls if c.kind == "feedback")
+    print(f"predict requests by status (0 = no answer): {dict(sorted(predict.items()))}; "
+          f"feedback requests: {dict(sorted(feedback.items()))}; feedback items: {dict(led.statuses)} "
+          f"({len(led.pending)} ids not yet labelled when the load stopped)")
+    print(f"stored but never returned (in flight at a kill): {len(st.prediction_ids - led.returned.keys())} "
+          f"predictions, {len(st.labels.keys() - led.acked.keys())} labels")
+    print(f"start → ready {r.first_ready:.2f} s; SIGKILL → ready {', '.join(f'{t:.2f}' for t in r.kill_to_ready)} s; "
+          f"drain after load {r.drain:.2f} s")
+    print(f"readiness after drain: {json.dumps(r.readiness.get('prediction_log'))}")
+    return ok_pred and ok_fb and ok_cal and ok_cnt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench crash", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=30.0, help="seconds of load per database")
+    parser.add_argument("--clients", type=int, default=4, help="client threads")
+    parser.add_argument("--repository", type=Path, help="an existing model repository with digits/1 (skips training)")
+    args = parser.parse_args(argv)
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="calibserve-crash-") as tmp:
+        repository = repository_or_train(args.repository, Path(tmp))
+        for kind in kinds:
+            work = Path(tmp) / kind
+            work.mkdir()
+            result = run(kind, repository=repository, kills=args.kills, seconds=args.seconds,
+                         clients=args.clients, work=work)
+            ok = report(result, kills=args.kills, seconds=args.seconds, clients=args.clients) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
