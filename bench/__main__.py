@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SKIP = {"__main__", "common", "baseline_app", "faults_common", "faults_load"}  # helpers, not benchmarks
+# helpers, not benchmarks
+SKIP = {"__main__", "common", "baseline_app", "faults_common", "faults_load", "faults_postgres"}
 # Not part of `all`: outage stops the PostgreSQL server the whole machine shares; run it by name only.
 NOT_IN_ALL = {"outage"}
 

@@ -82,7 +82,7 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int) -> bool:
     """Print the run's table; True when nothing was lost and every sum agrees."""
     led, st = r.ledger, r.stored
     missing = [p for p in led.returned if p not in st.prediction_ids]
-    per_process = Counter(led.returned[p] for p in missing)
+    per_process = Counter(led.returned[p][0] for p in missing)
     lost_labels = [p for p in led.acked if p not in st.labels]
     changed = [p for p in led.acked if p in st.labels and st.labels[p] != led.acked[p]]
     n_pred, n_fb = len(st.prediction_ids), len(st.labels)

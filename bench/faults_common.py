@@ -64,16 +64,22 @@ def fresh_database(kind: str, directory: Path) -> Iterator[str]:
         yield url
         return
     name = f"calibserve_faults_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    _admin(f'CREATE DATABASE "{name}"')
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
         upgrade(url)
         yield url
     finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(statement: str) -> None:
+    """One statement on a fresh connection (a pooled one would not survive the outage program's restart)."""
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(statement))
+    finally:
         admin.dispose()
 
 

@@ -42,7 +42,7 @@ class Ledger:
     phase: str = "load"
     generation: int = 1  # which server process is up (set by the program at each restart)
     calls: list[Call] = field(default_factory=list)
-    returned: dict[str, int] = field(default_factory=dict)  # prediction id -> generation that returned it
+    returned: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (generation, phase) that returned it
     truth: dict[str, int] = field(default_factory=dict)  # prediction id -> true label
     acked: dict[str, int] = field(default_factory=dict)  # label acknowledged accepted/duplicate
     acked_ids: list[str] = field(default_factory=list)  # the same ids in order, to pick re-sends from
@@ -57,7 +57,7 @@ class Ledger:
     def add_predictions(self, ids: list[str], labels: list[int]) -> None:
         with self.lock:
             for pid, label in zip(ids, labels, strict=True):
-                self.returned[pid] = self.generation
+                self.returned[pid] = (self.generation, self.phase)
                 self.truth[pid] = label
                 self.pending.append((pid, 0))
 
