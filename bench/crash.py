@@ -100,16 +100,18 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int) -> bool:
         ["Σ prediction_counts.count = prediction rows", n_pred, round(st.prediction_counts),
          f"{st.prediction_counts - n_pred:+,.0f}", "PASS" if ok_cnt else "FAIL"],
     ]
-    print(f"\ncrash on {r.kind} — commit {commit_label()}, {kills} SIGKILLs in {seconds:g} s of load, "
+    print(f"\ncrash on {r.kind} — {commit_label()}, {kills} SIGKILLs in {seconds:g} s of load, "
           f"{clients} client threads")
     print(markdown_table(["check", "clients were told", "stored", "difference", "verdict"], rows))
     predict = Counter(c.status for c in led.calls if c.kind in PREDICT_KINDS)
     feedback = Counter(c.status for c in led.calls if c.kind == "feedback")
-    print(f"predict requests by status (0 = no answer): {dict(sorted(predict.items()))}; "
-          f"feedback requests: {dict(sorted(feedback.items()))}; feedback items: {dict(led.statuses)} "
+    print("requests by status (0 = connection refused: server down; -1 = sent, no answer: killed in flight): "
+          f"predict {dict(sorted(predict.items()))}; "
+          f"feedback {dict(sorted(feedback.items()))}; feedback items: {dict(led.statuses)} "
           f"({len(led.pending)} ids not yet labelled when the load stopped)")
-    print(f"stored but never returned (in flight at a kill): {len(st.prediction_ids - led.returned.keys())} "
-          f"predictions, {len(st.labels.keys() - led.acked.keys())} labels")
+    unacked = len(st.prediction_ids - led.returned.keys()), len(st.labels.keys() - led.acked.keys())
+    print(f"stored but never acknowledged (committed, answer lost in a kill, not yet retried): "
+          f"{unacked[0]} predictions, {unacked[1]} labels")
     print(f"start → ready {r.first_ready:.2f} s; SIGKILL → ready {', '.join(f'{t:.2f}' for t in r.kill_to_ready)} s; "
           f"drain after load {r.drain:.2f} s")
     print(f"readiness after drain: {json.dumps(r.readiness.get('prediction_log'))}")

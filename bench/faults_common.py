@@ -36,13 +36,14 @@ def free_port() -> int:
 
 
 def commit_label() -> str:
-    """The checkout being measured: short commit hash, ``+dirty`` when the worktree has local changes."""
+    """The code being measured: the last commit that changed ``service/`` or ``migrations/`` (``+dirty`` with
+    local changes there) and the checkout's HEAD, which may only add bench or docs commits on top."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    service = git("log", "-1", "--format=%h", "--", "service", "migrations") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "service", "migrations")
-    return f"{head}+dirty" if dirty else head
+    return f"service {service}{'+dirty' if dirty else ''} (HEAD {git('rev-parse', '--short', 'HEAD')})"
 
 
 def train_demo(repository: Path) -> Path:

@@ -23,13 +23,14 @@ BODIES_PER_KIND = 64
 UNKNOWN_RETRIES = 3  # an id answered `unknown` this many times is given up (counted as unknown)
 MIX = {"v1/1": 3, "v1/16": 2, "v2/1": 3, "v2/16": 2, "feedback": 3}  # relative weights
 PREDICT_KINDS = ("v1/1", "v1/16", "v2/1", "v2/16")
+REFUSED, NO_ANSWER = 0, -1  # pseudo-statuses: connection refused (no server); sent, no answer (reset, timeout)
 
 
 @dataclass(frozen=True)
 class Call:
     phase: str
     kind: str  # v1/1, v1/16, v2/1, v2/16, feedback
-    status: int  # 0: no response (connection refused or reset)
+    status: int  # HTTP status, or REFUSED / NO_ANSWER
     seconds: float
     retry_after: bool
     ended: float  # time.monotonic() when the answer (or the error) came
@@ -65,9 +66,13 @@ class Ledger:
         with self.lock:
             return [self.pending.popleft() for _ in range(min(n, len(self.pending)))]
 
-    def put_back(self, items: list[tuple[str, int]]) -> None:
+    def put_back(self, items: list[tuple[str, int]], *, later: bool = False) -> None:
+        """A failed batch is retried next; an ``unknown`` item ``later`` (its row may still be shipping)."""
         with self.lock:
-            self.pending.extend(items)
+            if later:
+                self.pending.extend(items)
+            else:
+                self.pending.extendleft(reversed(items))
 
     def phase_calls(self, phase: str, kinds: tuple[str, ...]) -> list[Call]:
         with self.lock:
@@ -76,7 +81,7 @@ class Ledger:
 
 def summarize(calls: list[Call]) -> tuple[Counter[int], float, float]:
     """(status counts, p50 ms, p99 ms of the answered calls)."""
-    answered = [c.seconds * 1e3 for c in calls if c.status]
+    answered = [c.seconds * 1e3 for c in calls if c.status > 0]
     p50, p99 = (np.percentile(answered, [50, 99]).tolist() if answered else (float("nan"), float("nan")))
     return Counter(c.status for c in calls), float(p50), float(p99)
 
@@ -133,8 +138,9 @@ class LoadClients:
         phase = self.ledger.phase
         try:
             r = http.post(path, content=body, headers={"Content-Type": "application/json"})
-        except httpx.HTTPError:
-            self.ledger.record(Call(phase, kind, 0, time.monotonic() - started, False, time.monotonic()))
+        except httpx.HTTPError as exc:
+            status = REFUSED if isinstance(exc, httpx.ConnectError) else NO_ANSWER
+            self.ledger.record(Call(phase, kind, status, time.monotonic() - started, False, time.monotonic()))
             return None
         self.ledger.record(Call(phase, kind, r.status_code, time.monotonic() - started,
                                 "retry-after" in r.headers, time.monotonic()))
@@ -180,5 +186,5 @@ class LoadClients:
                     retry.append((pid, attempts + 1))
                     continue
                 self.ledger.statuses[status] += 1
-        self.ledger.put_back(retry)
+        self.ledger.put_back(retry, later=True)
         return True

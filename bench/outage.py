@@ -122,8 +122,9 @@ def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[
         n503 = [c for c in feedback if c.status == 503]
         with_ra = f"{sum(c.retry_after for c in n503)}/{len(n503)}" if n503 else "no 503"
         rows.append([phase, _counts(p_status), p50, p99, _counts(f_status), f50, f99, with_ra])
-    print(f"\noutage on postgresql — commit {commit_label()}, PostgreSQL down {times['down']:.1f} s "
-          f"(--down {down:g}; restart took {times['restart']:.1f} s); status 0 = no answer")
+    print(f"\noutage on postgresql — {commit_label()}, PostgreSQL down {times['down']:.1f} s "
+          f"(--down {down:g}; restart took {times['restart']:.1f} s); "
+          "status 0 = connection refused, -1 = sent but no answer")
     print(markdown_table(["phase", "predict statuses", "p50 ms", "p99 ms", "feedback statuses", "p50 ms",
                           "p99 ms", "503 with Retry-After"], rows))
     ready_rows: list[list[object]] = []
