@@ -3,18 +3,20 @@
     python -m bench crash [--db sqlite|postgresql|both] [--kills 3] [--seconds 30] [--clients 4] [--repository DIR]
 
 Per database: a fresh database, the real server (uvicorn subprocess) with a fixed working directory and
-``CALIBSERVE_SPOOL_DIR``, ``--clients`` threads of mixed load (``bench/faults_load.py``), ``--kills``
-SIGKILLs spread evenly over ``--seconds`` of load, each followed by a restart on the same database and
-directories. Then it waits until readiness reports an empty prediction-log backlog and compares what the
-clients were told with the tables: ids returned vs ``predictions`` rows (missing ones counted per server
-process), labels acknowledged ``accepted``/``duplicate`` vs ``feedback`` rows (lost, changed), and the
-statistics tables vs the rows they summarise. Exit status 1 when anything was lost or disagrees.
+``CALIBSERVE_SPOOL_DIR``, ``--clients`` threads of mixed load (``bench/faults_load.py``), and ``--kills``
+SIGKILLs, each followed by a restart on the same database and directories; each of the ``--kills + 1``
+processes serves ``--seconds / (kills + 1)`` s of load (restart time comes on top). Then it waits until
+readiness reports an empty prediction-log backlog and compares what the clients were told with the tables:
+ids returned vs ``predictions`` rows (missing ones counted per server process), labels acknowledged
+``accepted``/``duplicate`` vs ``feedback`` rows (lost, changed), and the statistics tables vs the rows they
+summarise. Exit status 1 when anything was lost or disagrees.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -56,18 +58,19 @@ def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int
         try:
             first = server.start()
             load = LoadClients(server.base_url, ledger, x, y, clients=clients)
-            started = time.monotonic()
             load.start()
             kill_to_ready = []
             try:
-                for i in range(kills):
-                    time.sleep(max(0.0, started + seconds * (i + 1) / (kills + 1) - time.monotonic()))
+                # every process serves the same share of the load before its SIGKILL (restarts are not counted,
+                # so a slow start on a busy machine does not leave a process killed before it served anything)
+                for _ in range(kills):
+                    time.sleep(seconds / (kills + 1))
                     killed = time.monotonic()
                     server.kill()
                     server.start()
                     ledger.generation = server.generation
                     kill_to_ready.append(time.monotonic() - killed)
-                time.sleep(max(0.0, started + seconds - time.monotonic()))
+                time.sleep(seconds / (kills + 1))
             finally:
                 load.stop()
             drain = server.wait_drained(lambda: count_predictions(url))
@@ -100,8 +103,8 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int) -> bool:
         ["Σ prediction_counts.count = prediction rows", n_pred, round(st.prediction_counts),
          f"{st.prediction_counts - n_pred:+,.0f}", "PASS" if ok_cnt else "FAIL"],
     ]
-    print(f"\ncrash on {r.kind} — {commit_label()}, {kills} SIGKILLs in {seconds:g} s of load, "
-          f"{clients} client threads")
+    print(f"\ncrash on {r.kind} — {commit_label()}, {kills} SIGKILLs, {seconds:g} s of load while up, "
+          f"{clients} client threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(markdown_table(["check", "clients were told", "stored", "difference", "verdict"], rows))
     predict = Counter(c.status for c in led.calls if c.kind in PREDICT_KINDS)
     feedback = Counter(c.status for c in led.calls if c.kind == "feedback")
@@ -122,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench crash", description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--kills", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=30.0, help="seconds of load per database")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="seconds of load per database while a server is up, shared by the processes")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
     parser.add_argument("--repository", type=Path, help="an existing model repository with digits/1 (skips training)")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -123,7 +124,8 @@ def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[
         with_ra = f"{sum(c.retry_after for c in n503)}/{len(n503)}" if n503 else "no 503"
         rows.append([phase, _counts(p_status), p50, p99, _counts(f_status), f50, f99, with_ra])
     print(f"\noutage on postgresql — {commit_label()}, PostgreSQL down {times['down']:.1f} s "
-          f"(--down {down:g}; restart took {times['restart']:.1f} s); "
+          f"(--down {down:g}; restart took {times['restart']:.1f} s), load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs; "
           "status 0 = connection refused, -1 = sent but no answer")
     print(markdown_table(["phase", "predict statuses", "p50 ms", "p99 ms", "feedback statuses", "p50 ms",
                           "p99 ms", "503 with Retry-After"], rows))
