@@ -1,6 +1,7 @@
 """Crash: SIGKILL the server 3× under mixed load; every id returned and every label acknowledged is stored.
 
     python -m bench crash [--db sqlite|postgresql|both] [--kills 3] [--seconds 30] [--clients 4] [--repository DIR]
+                       [--tree CHECKOUT]
 
 Per database: a fresh database, the real server (uvicorn subprocess) with a fixed working directory and
 ``CALIBSERVE_SPOOL_DIR``, ``--clients`` threads of mixed load (``bench/faults_load.py``), and ``--kills``
@@ -27,6 +28,7 @@ from typing import Any
 from sklearn.datasets import load_digits
 
 from bench.faults_common import (
+    ROOT,
     Server,
     Stored,
     commit_label,
@@ -50,10 +52,11 @@ class CrashRun:
     readiness: dict[str, Any]
 
 
-def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int, work: Path) -> CrashRun:
+def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int, work: Path,
+        tree: Path) -> CrashRun:
     x, y = load_digits(return_X_y=True)
-    with fresh_database(kind, work) as url:
-        server = Server(database_url=url, repository=repository, work=work)
+    with fresh_database(kind, work, tree) as url:
+        server = Server(database_url=url, repository=repository, work=work, root=tree)
         ledger = Ledger()
         try:
             first = server.start()
@@ -81,7 +84,7 @@ def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int
     return CrashRun(kind, ledger, stored, first, kill_to_ready, drain, body)
 
 
-def report(r: CrashRun, *, kills: int, seconds: float, clients: int) -> bool:
+def report(r: CrashRun, *, kills: int, seconds: float, clients: int, tree: Path) -> bool:
     """Print the run's table; True when nothing was lost and every sum agrees."""
     led, st = r.ledger, r.stored
     missing = [p for p in led.returned if p not in st.prediction_ids]
@@ -103,7 +106,7 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int) -> bool:
         ["Σ prediction_counts.count = prediction rows", n_pred, round(st.prediction_counts),
          f"{st.prediction_counts - n_pred:+,.0f}", "PASS" if ok_cnt else "FAIL"],
     ]
-    print(f"\ncrash on {r.kind} — {commit_label()}, {kills} SIGKILLs, {seconds:g} s of load while up, "
+    print(f"\ncrash on {r.kind} — {commit_label(tree)}, {kills} SIGKILLs, {seconds:g} s of load while up, "
           f"{clients} client threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(markdown_table(["check", "clients were told", "stored", "difference", "verdict"], rows))
     predict = Counter(c.status for c in led.calls if c.kind in PREDICT_KINDS)
@@ -129,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of load per database while a server is up, shared by the processes")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
     parser.add_argument("--repository", type=Path, help="an existing model repository with digits/1 (skips training)")
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="the checkout whose server and migrations are measured (default: this one)")
     args = parser.parse_args(argv)
+    tree = args.tree.resolve()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     ok = True
     with tempfile.TemporaryDirectory(prefix="calibserve-crash-") as tmp:
@@ -138,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp) / kind
             work.mkdir()
             result = run(kind, repository=repository, kills=args.kills, seconds=args.seconds,
-                         clients=args.clients, work=work)
-            ok = report(result, kills=args.kills, seconds=args.seconds, clients=args.clients) and ok
+                         clients=args.clients, work=work, tree=tree)
+            ok = report(result, kills=args.kills, seconds=args.seconds, clients=args.clients, tree=tree) and ok
     return 0 if ok else 1
 
 

@@ -35,11 +35,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def commit_label() -> str:
+def commit_label(root: Path = ROOT) -> str:
     """The code being measured: the last commit that changed ``service/`` or ``migrations/`` (``+dirty`` with
     local changes there) and the checkout's HEAD, which may only add bench or docs commits on top."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
 
     service = git("log", "-1", "--format=%h", "--", "service", "migrations") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "service", "migrations")
@@ -54,21 +54,25 @@ def train_demo(repository: Path) -> Path:
                             calibrator="temperature", curvature=False, progress=False)
 
 
-@contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
-    """A migrated empty database: a SQLite file in ``directory``, or a new PostgreSQL database dropped after."""
-    from service.db.migrate import upgrade
+def upgrade(url: str, root: Path = ROOT) -> None:
+    """Migrate with the measured checkout's own migrations (it may be another tree than this one)."""
+    subprocess.run([sys.executable, "-c", "import sys; from service.db.migrate import upgrade; upgrade(sys.argv[1])",
+                    url], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=True)
 
+
+@contextmanager
+def fresh_database(kind: str, directory: Path, root: Path = ROOT) -> Iterator[str]:
+    """A migrated empty database: a SQLite file in ``directory``, or a new PostgreSQL database dropped after."""
     if kind == "sqlite":
         url = f"sqlite:///{directory / 'calibserve.db'}"
-        upgrade(url)
+        upgrade(url, root)
         yield url
         return
     name = f"calibserve_faults_{uuid.uuid4().hex[:10]}"
     _admin(f'CREATE DATABASE "{name}"')
     try:
         url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
+        upgrade(url, root)
         yield url
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -132,13 +136,13 @@ class Server:
     directory, so a process started after a SIGKILL finds what the killed one left on disk."""
 
     def __init__(self, *, database_url: str, repository: Path, work: Path, env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, root: Path = ROOT) -> None:
         self.work = work
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / "server.log"
         (work / "spool").mkdir(parents=True, exist_ok=True)
-        self.environ = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+        self.environ = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1",
                         "CALIBSERVE_DATABASE_URL": database_url, "CALIBSERVE_MODEL_REPOSITORY": str(repository),
                         "CALIBSERVE_SPOOL_DIR": str(work / "spool"),
                         **{f"CALIBSERVE_{k.upper()}": v for k, v in (env or {}).items()}}

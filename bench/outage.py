@@ -1,6 +1,7 @@
 """Outage: PostgreSQL stopped for 30 s under load (always restarted); statuses, latency, readiness, losses.
 
     python -m bench outage [--down 30] [--before 10] [--after 20] [--clients 4] [--repository DIR]
+                        [--tree CHECKOUT]
 
 WARNING: this stops the PostgreSQL cluster 15/main that the whole machine shares (every other session's
 connections are cut) for ``--down`` seconds. It refuses to run unless ``pg_lsclusters`` shows the cluster
@@ -30,6 +31,7 @@ import httpx
 from sklearn.datasets import load_digits
 
 from bench.faults_common import (
+    ROOT,
     Server,
     Stored,
     commit_label,
@@ -72,12 +74,12 @@ class ReadinessPoller:
             self.samples.append((phase, status, {k: v for k, v in body.items() if k != "models"}))
 
 
-def run(repository: Path, *, down: float, before: float, after: float, clients: int,
-        work: Path) -> tuple[Ledger, ReadinessPoller, Stored, dict[str, float]]:
+def run(repository: Path, *, down: float, before: float, after: float, clients: int, work: Path,
+        tree: Path) -> tuple[Ledger, ReadinessPoller, Stored, dict[str, float]]:
     x, y = load_digits(return_X_y=True)
     times: dict[str, float] = {}
-    with fresh_database("postgresql", work) as url:
-        server = Server(database_url=url, repository=repository, work=work)
+    with fresh_database("postgresql", work, tree) as url:
+        server = Server(database_url=url, repository=repository, work=work, root=tree)
         ledger = Ledger(phase="before")
         try:
             server.start()
@@ -114,7 +116,8 @@ def first_after(ledger: Ledger, kinds: tuple[str, ...], since: float) -> str:
     return f"{min(ok):.2f} s" if ok else "never"
 
 
-def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[str, float], down: float) -> bool:
+def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[str, float], *, down: float,
+           tree: Path) -> bool:
     rows: list[list[object]] = []
     for phase in PHASES:
         p_status, p50, p99 = summarize(ledger.phase_calls(phase, PREDICT_KINDS))
@@ -123,7 +126,7 @@ def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[
         n503 = [c for c in feedback if c.status == 503]
         with_ra = f"{sum(c.retry_after for c in n503)}/{len(n503)}" if n503 else "no 503"
         rows.append([phase, _counts(p_status), p50, p99, _counts(f_status), f50, f99, with_ra])
-    print(f"\noutage on postgresql — {commit_label()}, PostgreSQL down {times['down']:.1f} s "
+    print(f"\noutage on postgresql — {commit_label(tree)}, PostgreSQL down {times['down']:.1f} s "
           f"(--down {down:g}; restart took {times['restart']:.1f} s), load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs; "
           "status 0 = connection refused, -1 = sent but no answer")
@@ -164,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=float, default=20.0, help="seconds of load after the restart")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
     parser.add_argument("--repository", type=Path, help="an existing model repository with digits/1 (skips training)")
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="the checkout whose server and migrations are measured (default: this one)")
     args = parser.parse_args(argv)
     if not 0 < args.down <= MAX_DOWN:
         parser.error(f"--down must be in (0, {MAX_DOWN:g}] s: the machine shares this PostgreSQL")
@@ -176,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="calibserve-outage-") as tmp:
         repository = repository_or_train(args.repository, Path(tmp))
         result = run(repository, down=args.down, before=args.before, after=args.after, clients=args.clients,
-                     work=Path(tmp) / "run")
-    return 0 if report(*result, down=args.down) else 1
+                     work=Path(tmp) / "run", tree=args.tree.resolve())
+    return 0 if report(*result, down=args.down, tree=args.tree.resolve()) else 1
 
 
 if __name__ == "__main__":
