@@ -76,7 +76,7 @@ def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int
                 time.sleep(seconds / (kills + 1))
             finally:
                 load.stop()
-            drain = server.wait_drained(lambda: count_predictions(url))
+            drain = server.drain_or_nan(lambda: count_predictions(url), 120.0)
             _, body = server.readiness()
             stored = read_stored(url)
         finally:

@@ -104,7 +104,7 @@ def run(repository: Path, *, down: float, before: float, after: float, clients: 
             finally:
                 load.stop()
                 poller.stop()
-            times["drain"] = server.wait_drained(lambda: count_predictions(url), timeout=120)
+            times["drain"] = server.drain_or_nan(lambda: count_predictions(url), 120.0)
             stored = read_stored(url)
         finally:
             server.stop()
