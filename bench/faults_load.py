@@ -103,6 +103,14 @@ def _bodies(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str,
     return out
 
 
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds (the HTTP-date form, or none, counts as 0.1 s: we only cap the client's pause)."""
+    try:
+        return max(float(retry_after or "0.1"), 0.0)
+    except ValueError:
+        return 0.1
+
+
 class LoadClients:
     """``clients`` threads against ``base_url`` until :meth:`stop`."""
 
@@ -167,10 +175,10 @@ class LoadClients:
         sent = [pid for pid, _ in items] + resend
         body = json.dumps({"items": [{"prediction_id": p, "label": self.ledger.truth[p]} for p in sent]}).encode()
         r = self._call(http, "feedback", "/v1/feedback", body)
-        if r is None or r.status_code != 200:  # no answer or refused: the batch is retried later
+        if r is None or r.status_code != 200:  # no answer or refused: the batch is retried next
             self.ledger.put_back(items)
             if r is not None and r.status_code == 503:
-                time.sleep(min(float(r.headers.get("retry-after", "0.1") or 0.1), 1.0))
+                time.sleep(min(_seconds(r.headers.get("retry-after")), 1.0))
             return False
         answers = r.json()["items"]
         retry, attempts_of = [], dict(items)
