@@ -37,6 +37,7 @@ from bench.faults_common import (
     commit_label,
     count_predictions,
     fresh_database,
+    log_backlog,
     markdown_table,
     read_stored,
     repository_or_train,
@@ -137,11 +138,12 @@ def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[
         samples = [s for s in poller.samples if s[0] == phase]
         statuses = Counter(s[1] for s in samples)
         readies = Counter(str(s[2].get("ready")) for s in samples)
-        last = json.dumps(samples[-1][2], separators=(",", ":")) if samples else ""
-        ready_rows.append([phase, _counts(statuses), _counts(readies), f"`{last}`"])
+        peak = max(samples, key=lambda s: log_backlog(s[2]))[2] if samples else {}
+        last = samples[-1][2] if samples else {}
+        ready_rows.append([phase, _counts(statuses), _counts(readies), f"`{_compact(peak)}`", f"`{_compact(last)}`"])
     print()
-    print(markdown_table(["phase", "readiness statuses", "`ready` values", "last body (without models)"],
-                         ready_rows))
+    print(markdown_table(["phase", "readiness statuses", "`ready` values", "body at the largest log backlog",
+                          "last body (bodies without models)"], ready_rows))
     missing = [p for p in ledger.returned if p not in stored.prediction_ids]
     by_phase = Counter(ledger.returned[p][1] for p in missing)
     lost_labels = [p for p in ledger.acked if stored.labels.get(p) != ledger.acked[p]]
@@ -154,6 +156,10 @@ def report(ledger: Ledger, poller: ReadinessPoller, stored: Stored, times: dict[
     print(f"labels acknowledged {len(ledger.acked):,}, lost or changed {len(lost_labels)}; feedback items "
           f"{dict(ledger.statuses)}; drain after load {times['drain']:.2f} s")
     return not missing and not lost_labels
+
+
+def _compact(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _counts(counter: Counter[Any]) -> str:
