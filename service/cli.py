@@ -45,6 +45,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not settings.all_admin_tokens():  # the demo needs a token for its refit example; never a default
         settings.admin_token = SecretStr(DEMO_TOKEN)  # for `serve`
     version_dir = settings.model_repository / "digits" / "1"
+    try:  # the demo trains: scikit-learn and torch come with the `train` extra, never with the serving install
+        from sklearn.datasets import load_digits
+    except ImportError:
+        print("calibserve demo trains a model: pip install 'calibserve[train]' first", file=sys.stderr)
+        return 2
     if args.retrain or not (version_dir / "model.onnx").exists():
         from service.training.pipeline import train_and_export
 
@@ -55,8 +60,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{version_dir} exists: reusing it (pass --retrain to train again)")
     base = f"http://{settings.host}:{settings.port}"
     token = settings.all_admin_tokens()[0]
-    from sklearn.datasets import load_digits
-
     example = json.dumps({"instances": [load_digits().data[0].astype(int).tolist()]})  # a real "0"
     print(f"""
 calibserve demo — serving models/ on {base} (database {settings.database_url})
