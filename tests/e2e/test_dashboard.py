@@ -78,18 +78,26 @@ class Dashboard:
         return rows
 
 
-def api(client: httpx.Client, calibrator: str) -> dict[str, Any]:
-    r = client.get("/v1/models/digits/versions/1/calibration", params={"window": "2m", "step": "5s",
-                                                                       "calibrator": calibrator})
+def api(client: httpx.Client, calibrator: str, window: dict[str, str]) -> dict[str, Any]:
+    """The JSON API's answer for the page's own window (its start and end, not "the last 2 minutes" again:
+    a step boundary passing between the two requests would move a bucket to the next point)."""
+    r = client.get("/v1/models/digits/versions/1/calibration",
+                   params={"start": window["start"], "end": window["end"], "step": "5s", "calibrator": calibrator})
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
 
 
-def assert_page_matches_api(dash: Dashboard, expected: dict[str, Any]) -> None:
+def assert_page_matches_api(dash: Dashboard, client: httpx.Client, calibrator: str) -> dict[str, Any]:
     shown = dash.report()
+    expected = api(client, calibrator, shown["window"])
     assert (shown["labelled"], shown["calibrator_version"]) == (expected["labelled"], expected["calibrator_version"])
     filled = [b for b in expected["reliability"] if b["count"]]
+    if filled:  # MCE is shown with the bin it comes from and that bin's sample size
+        worst = max(filled, key=lambda b: abs(b["accuracy"] - b["confidence"]))
+        assert abs(worst["accuracy"] - worst["confidence"]) == pytest.approx(expected["mce"], abs=1e-9)
+        assert f"{expected['mce']:.4f} (bin {worst['lo']:.2f}–{worst['hi']:.2f}, n = {worst['count']})" \
+            in dash.page.inner_text("#kv")
     assert dash.page.get_attribute("#rel", "data-bins") == str(len(filled))
     assert dash.page.get_attribute("#rel", "data-labelled") == str(expected["labelled"])
     rows = dash.bin_rows()
@@ -103,6 +111,7 @@ def assert_page_matches_api(dash: Dashboard, expected: dict[str, Any]) -> None:
     assert len(shown["series"]) == len(expected["series"]) == 24
     assert [p["ece"] for p in shown["series"]] == [p["ece"] for p in expected["series"]]
     assert all(p["ece_ci"][0] <= p["ece"] <= p["ece_ci"][1] for p in shown["series"] if p["ece"] is not None)
+    return expected
 
 
 def label(client: httpx.Client, start: int, stop: int) -> None:
@@ -128,7 +137,7 @@ def test_dashboard_through_the_demo_flow(browser: Browser, database_url: str, mo
         label(client, 0, 300)
         time.sleep(5.5)
         dash.open()
-        assert_page_matches_api(dash, api(client, "all"))
+        assert_page_matches_api(dash, client, "all")
         assert dash.page.locator("#rel canvas").count() == 1 and dash.page.locator("#hist canvas").count() == 1
 
         # re-fit and activate: the new calibrator has no labels, and the default view still shows them all
@@ -140,7 +149,7 @@ def test_dashboard_through_the_demo_flow(browser: Browser, database_url: str, mo
         time.sleep(5.5)  # the next labels land in later buckets: separate points on the time axis
         dash.open()
         assert dash.page.input_value("#cal") == "all"
-        assert_page_matches_api(dash, api(client, "all"))
+        assert_page_matches_api(dash, client, "all")
         assert dash.report()["labelled"] == 300
         history = dash.page.eval_on_selector_all("#history tbody tr", "rows => rows.map(r => r.dataset.calibrator)")
         assert history == ["1", "2"]
@@ -155,11 +164,10 @@ def test_dashboard_through_the_demo_flow(browser: Browser, database_url: str, mo
         label(client, 300, 500)
         dash.open(f"{QUERY}&calibrator=2")
         assert dash.page.input_value("#cal") == "2"
-        assert_page_matches_api(dash, api(client, "2"))
+        assert_page_matches_api(dash, client, "2")
         dash.choose_calibrator("all")
-        expected = api(client, "all")
+        expected = assert_page_matches_api(dash, client, "all")
         assert expected["labelled"] == 500
-        assert_page_matches_api(dash, expected)
         drift = dash.page.inner_text("#drift-state")
         assert drift == expected["drift"]["state"]
         assert sum(p["ece"] is not None for p in expected["series"]) >= 2

@@ -95,6 +95,7 @@ const calibDash = (() => {
     const {ctx} = u, [lo, hi] = [u.scales.x.min, u.scales.x.max];
     ctx.save();
     ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+    ctx.textBaseline = "alphabetic";  // uPlot leaves its axes' text settings on the context
     state.markers.forEach((m, i) => {
       if (m.t < lo || m.t > hi) return;
       const x = u.valToPos(m.t, "x", true);
@@ -103,7 +104,10 @@ const calibDash = (() => {
       ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
       ctx.setLineDash([]);
       // staggered, so labels of activations seconds apart do not overprint each other
-      ctx.fillText(m.label, x + 4 * devicePixelRatio, u.bbox.top + (12 + 13 * (i % 3)) * devicePixelRatio);
+      // right of the line, or left of it near the right edge, so the label stays inside the plot
+      const right = x > u.bbox.left + 0.75 * u.bbox.width;
+      ctx.textAlign = right ? "right" : "left";
+      ctx.fillText(m.label, x + (right ? -4 : 4) * devicePixelRatio, u.bbox.top + (12 + 13 * (i % 3)) * devicePixelRatio);
     });
     ctx.restore();
   }
@@ -182,6 +186,13 @@ const calibDash = (() => {
     }, data, $(key));
   }
 
+  // MCE is one bin's gap: say which bin and how many labels it rests on (3 rows can read 0.4 by chance)
+  function mceText(j) {
+    const worst = (j.reliability || []).filter((b) => b.count > 0)
+      .reduce((w, b) => (!w || Math.abs(b.accuracy - b.confidence) > Math.abs(w.accuracy - w.confidence) ? b : w), null);
+    return worst ? `${fmt(j.mce)} (bin ${fmt(worst.lo, 2)}–${fmt(worst.hi, 2)}, n = ${worst.count})` : fmt(j.mce);
+  }
+
   function renderSummary(j) {
     const d = j.drift || {}, shift = j.confidence_shift || {};
     const rows = [
@@ -190,7 +201,7 @@ const calibDash = (() => {
       ["label coverage", j.label_coverage === null ? "–" : `${(100 * j.label_coverage).toFixed(1)}%`],
       [`ECE (${Math.round(100 * (j.ece_ci_level || 0.9))}% interval)`,
         j.ece === null ? "–" : `${fmt(j.ece)} [${fmt(j.ece_ci[0])}, ${fmt(j.ece_ci[1])}]`],
-      ["MCE", fmt(j.mce)], ["AdaECE", fmt(j.adaptive_ece)], ["classwise ECE", fmt(j.classwise_ece)],
+      ["MCE", mceText(j)], ["AdaECE", fmt(j.adaptive_ece)], ["classwise ECE", fmt(j.classwise_ece)],
       ["Brier", fmt(j.brier)], ["NLL", fmt(j.nll)],
       ["accuracy vs mean confidence", `${fmt(j.accuracy)} vs ${fmt(j.mean_confidence)}`],
       ["drift verdict", `<span id="drift-state" class="${esc(d.state)}">${esc(d.state)}</span> (n = ${j.labelled} labelled, rule ${esc(d.rule || j.rule)})`],
