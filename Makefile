@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
-	@command -v promtool >/dev/null || ./scripts/install-system-packages.sh
+	@command -v promtool >/dev/null && command -v chromium >/dev/null || ./scripts/install-system-packages.sh
 
 demo: $(STAMP)
 	$(BIN)/calibserve demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -54,6 +55,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not settings.all_admin_tokens():  # the demo needs a token for its refit example; never a default
         settings.admin_token = SecretStr(DEMO_TOKEN)  # for `serve`
     version_dir = settings.model_repository / "digits" / "1"
+    if importlib.util.find_spec("sklearn") is None:  # looked up, not imported: the server never maps it
+        print("calibserve demo trains a model: pip install 'calibserve[train]' first", file=sys.stderr)
+        return 2
     if args.retrain or not (version_dir / "model.onnx").exists():
         print("training digits MLP with FLSD-53 focal loss …", flush=True)
         subprocess.run([sys.executable, "-m", "service", *DEMO_TRAIN, "--repository", str(settings.model_repository)],

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 
 from service.db.engine import normalise_url
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# A package resource, not a path relative to the source tree: the migrations ship inside the package
+# (package-data in pyproject.toml), so a wheel or a non-editable install migrates like a checkout does.
+MIGRATIONS = "service:migrations"
 
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", MIGRATIONS)
     # '%' is ConfigParser interpolation syntax; escape it so URLs with %-encoded passwords survive
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     return cfg

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,9 +203,16 @@ def register_directory(
 
 def add_register_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``register`` subcommand's options to ``parser``."""
-    parser.add_argument("directory", type=Path, help="directory holding model.onnx (or one .onnx file)")
+    parser.add_argument(
+        "source", type=Path,
+        help="an .onnx file (copied into <repository>/<name>/<version>/) or a directory holding model.onnx",
+    )
     parser.add_argument("--name", required=True, help="model name")
     parser.add_argument("--version", type=int, required=True, help="model version (>= 1)")
+    parser.add_argument(
+        "--repository", type=Path, default=None,
+        help="model repository a file is copied into (default: CALIBSERVE_MODEL_REPOSITORY, else ./models)",
+    )
     parser.add_argument("--classes", default=None, help="comma-separated class names, in output column order")
     parser.add_argument(
         "--output-kind",
@@ -215,15 +223,44 @@ def add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-name", default=None, help="graph output to serve (default: inferred)")
     parser.add_argument("--input-name", default=None, help="expected graph input name (checked)")
     parser.add_argument("--description", default="", help="free text for the card")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing card.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model.onnx / card.json")
+
+
+def stage_model_file(source: Path, repository: Path, *, name: str, version: int, overwrite: bool) -> Path:
+    """Copy the ONNX file ``source`` to ``<repository>/<name>/<version>/model.onnx``; returns that directory.
+
+    The copy is written beside its target and renamed, so a serving registry never sees half a file."""
+    if source.suffix.lower() != ".onnx":
+        raise RegistrationError(f"{source} is neither a directory nor an .onnx file")
+    directory = repository / name / str(version)
+    target = directory / MODEL_FILE
+    if target.exists() and not overwrite and target.resolve() != source.resolve():
+        raise RegistrationError(f"{target} already exists; pass --overwrite to replace it")
+    directory.mkdir(parents=True, exist_ok=True)
+    if target.resolve() != source.resolve():
+        staging = directory / f".{MODEL_FILE}.tmp"
+        shutil.copyfile(source, staging)
+        os.replace(staging, target)
+    return directory
 
 
 def run_register(args: argparse.Namespace) -> int:
-    """Write the card and print a one-line summary; exit code 2 when the directory cannot be served."""
+    """Write the card and print a one-line summary; exit code 2 when the model cannot be served."""
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     try:
+        if args.source.is_dir():
+            directory = args.source
+        elif args.source.is_file():
+            if args.repository is None:
+                from service.settings import Settings
+
+                args.repository = Settings().model_repository
+            directory = stage_model_file(args.source, args.repository, name=args.name, version=args.version,
+                                         overwrite=args.overwrite)
+        else:
+            raise RegistrationError(f"{args.source} does not exist")
         card = register_directory(
-            args.directory,
+            directory,
             name=args.name,
             version=args.version,
             classes=classes,
@@ -237,10 +274,10 @@ def run_register(args: argparse.Namespace) -> int:
         print(f"calibserve register: error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"wrote {args.directory / CARD_FILE}: {card.name} v{card.version}, input {card.input.name}"
+        f"wrote {directory / CARD_FILE}: {card.name} v{card.version}, input {card.input.name}"
         f"{card.input.shape} {card.input.dtype}, output {card.output.name} ({card.output.kind}), "
         f"{len(card.classes)} classes"
     )
-    if (args.directory.resolve().parent.name, args.directory.name) != (card.name, str(card.version)):
+    if (directory.resolve().parent.name, directory.name) != (card.name, str(card.version)):
         print(f"note: the registry serves <repository>/{card.name}/{card.version}/", file=sys.stderr)
     return 0

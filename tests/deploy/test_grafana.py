@@ -55,3 +55,23 @@ def test_dashboard_has_the_four_views() -> None:
     titles = " | ".join(p["title"] for p in json.loads(DASHBOARD.read_text())["panels"])
     for needle in ("ECE over time", "Reliability diagram", "coverage", "drift"):
         assert needle.lower() in titles.lower(), needle
+
+
+def test_grafana_is_provisioned_with_this_dashboard() -> None:
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "calibserve.yml").read_text())["providers"]
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())["services"]
+    mounts = dict(v.rsplit(":", 2)[:2] for v in compose["grafana"]["volumes"] if v.startswith("./"))
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert Path(mounts["./deploy/grafana/calibration.json"]).parent == Path(provider["options"]["path"])
+    assert "prometheus" in compose and compose["grafana"]["depends_on"] == ["prometheus"]
+
+
+def test_dashboard_covers_serving_and_the_prediction_log() -> None:
+    exprs = " ".join(queries())
+    for series in ("calibserve_request_duration_seconds_bucket", "calibserve_predictions_total",
+                   "calibserve_prediction_log_dropped_total", "calibserve_prediction_log_queue_depth",
+                   "calibserve:calibration_bin_count:increase1h", "ALERTS"):
+        assert series in exprs, series

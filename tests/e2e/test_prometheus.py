@@ -1,10 +1,14 @@
 """A real server with two uvicorn workers (prometheus-client multiprocess mode) on PostgreSQL, scraped by
 Debian's real ``prometheus`` running our recording rules: the per-bin counters on /metrics sum to exactly
-the labels accepted, and the PromQL ECE equals the service's own ECE for the same labels."""
+the labels accepted, the PromQL ECE equals the service's own ECE for the same labels, and every query of
+the Grafana dashboard (panels, annotations, template variables) parses and returns data."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +26,7 @@ import pytest
 from service.app import build_services
 from service.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.deploy.test_grafana import DASHBOARD, queries
 from tests.e2e.server import free_port
 from tests.factories import digits
 
@@ -97,6 +102,10 @@ def test_two_workers_and_a_real_prometheus_agree_with_the_service(database_url: 
            "CALIBSERVE_MODEL_REPOSITORY": str(model_repository), "CALIBSERVE_ADMIN_TOKEN": ADMIN_TOKEN,
            "CALIBSERVE_MONITOR_INTERVAL_SECONDS": "1", "CALIBSERVE_CALIBRATOR_POLL_SECONDS": "0.5",
            "CALIBSERVE_LOG_FLUSH_SECONDS": "0.01", "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+           # a 30 s monitoring window whose first 30 s after activation are the reference period, so the
+           # label-free shift gauges (PSI, KS) exist within the test's minute, as they do after an hour live
+           "CALIBSERVE_DEFAULT_WINDOW": "30s", "CALIBSERVE_DRIFT_REFERENCE_WINDOWS": "1",
+           "CALIBSERVE_BUCKET_SECONDS": "5",
            "PYTHONUNBUFFERED": "1"}
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -174,3 +183,60 @@ def test_two_workers_and_a_real_prometheus_agree_with_the_service(database_url: 
             expected = {row["bin"]: row["accuracy"] for row in own["reliability"] if row["count"]}
             assert reliability.keys() == expected.keys()
             assert np.allclose([reliability[b] for b in expected], list(expected.values()), atol=1e-9)
+
+            # (3) every Grafana query returns data. Mislabel 300 more predictions, so that 620 labels in the
+            # hour make the model overconfident: CalibserveOverconfident turns pending and ALERTS has a series.
+            more: list[str] = []
+            for start in range(n, n + 300, 50):
+                r = httpx.post(f"{service}/v1/models/digits/predict",
+                               json={"instances": x[start:start + 50].tolist()}, timeout=30)
+                more += [p["prediction_id"] for p in r.json()["predictions"]]
+            wrong = [{"prediction_id": p, "label": int((v + 1) % 10)}
+                     for p, v in zip(more, y[n:n + 300], strict=True)]
+            r = httpx.post(f"{service}/v1/feedback", json={"items": wrong}, timeout=30)
+            assert r.json()["counts"] == {"accepted": 300}, r.text
+            rows = itertools.cycle(range(n + 300, len(x) - 10, 10))
+
+            def traffic_then(query: Callable[[], Any]) -> Any:
+                # traffic keeps flowing while we wait, as in production: the 30 s window is never empty, so
+                # the label-free shift gauges (current window vs the reference period) get computed
+                start = next(rows)
+                httpx.post(f"{service}/v1/models/digits/predict", json={"instances": x[start:start + 10].tolist()},
+                           timeout=30)
+                return query()
+
+            for expr in grafana_queries():
+                wait_for(f"data for the dashboard query {expr}",
+                         lambda e=expr: traffic_then(lambda: promql(prom, e)), 120, procs, logs)
+            for metric, label in grafana_label_values():
+                wait_for(f"label_values({metric}, {label})",
+                         lambda m=metric, lab=label: label_values(prom, m, lab) == ["digits" if lab == "model"
+                                                                                      else "1"], 30, procs, logs)
+
+
+def grafana_queries() -> list[str]:
+    """The dashboard's PromQL with Grafana's variables bound as Grafana would for "All" (regex ``.+``)."""
+    exprs = [e.replace("$__rate_interval", "1m").replace("$model", ".+").replace("$version", ".+")
+             for e in queries()]
+    assert len(exprs) >= 18
+    return exprs
+
+
+def grafana_label_values() -> list[tuple[str, str]]:
+    """Template variables ``label_values(metric{…}, label)``: Grafana asks Prometheus's label-values API."""
+    board = json.loads(DASHBOARD.read_text())
+    found = []
+    for var in board["templating"]["list"]:
+        if var["type"] == "query":
+            m = re.fullmatch(r"label_values\((\w+)(?:\{[^}]*\})?, (\w+)\)", var["definition"])
+            assert m, var["definition"]
+            found.append((m.group(1), m.group(2)))
+    assert {label for _, label in found} == {"model", "version"}
+    return found
+
+
+def label_values(base: str, metric: str, label: str) -> list[str]:
+    body = httpx.get(f"{base}/api/v1/label/{label}/values", params={"match[]": metric}, timeout=5).json()
+    assert body["status"] == "success", body
+    values: list[str] = body["data"]
+    return values

@@ -132,3 +132,49 @@ def test_cli(tmp_path, capsys):
 def test_register_does_not_import_torch():
     code = "import sys\nimport service.repository.register\nassert 'torch' not in sys.modules\n"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_copies_a_single_onnx_file_into_the_repository(tmp_path, capsys):
+    # the form a user types first: `calibserve register model.onnx --name lin --version 1`
+    source = linear_graph(tmp_path / "downloads" / "exported.onnx", softmax=False, output="logits")
+    repository = tmp_path / "models"
+    parser = argparse.ArgumentParser()
+    add_register_arguments(parser)
+    args = parser.parse_args([str(source), "--name", "lin", "--version", "1", "--repository", str(repository)])
+    assert run_register(args) == 0
+    directory = repository / "lin" / "1"
+    assert sorted(p.name for p in directory.iterdir()) == ["card.json", "model.onnx"]
+    assert (directory / "model.onnx").read_bytes() == source.read_bytes() and source.exists()
+    card = ModelCard.model_validate_json((directory / "card.json").read_text())
+    assert (card.name, card.version, card.output.kind) == ("lin", 1, "logits")
+    assert card.onnx_sha256 == sha256_of(source)
+    assert str(directory / "card.json") in capsys.readouterr().out
+
+    # the registry serves it as <repository>/<name>/<version>/
+    served = OnnxClassifier(directory / "model.onnx", card)
+    x = np.ones((2, 4), dtype=np.float32)
+    np.testing.assert_allclose(served.scores(x), x @ W + B, atol=1e-5)
+
+    assert run_register(args) == 2  # a second copy over an existing model needs --overwrite
+    assert "overwrite" in capsys.readouterr().err
+
+
+def test_cli_repository_defaults_to_the_settings(tmp_path, monkeypatch):
+    source = linear_graph(tmp_path / "m.onnx", softmax=True)
+    monkeypatch.setenv("CALIBSERVE_MODEL_REPOSITORY", str(tmp_path / "repo"))
+    parser = argparse.ArgumentParser()
+    add_register_arguments(parser)
+    assert run_register(parser.parse_args([str(source), "--name", "m", "--version", "2"])) == 0
+    assert (tmp_path / "repo" / "m" / "2" / "card.json").is_file()
+
+
+def test_cli_rejects_a_missing_path_and_a_non_onnx_file(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_register_arguments(parser)
+    assert run_register(parser.parse_args([str(tmp_path / "nope.onnx"), "--name", "m", "--version", "1"])) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("x")
+    args = parser.parse_args([str(tmp_path / "notes.txt"), "--name", "m", "--version", "1",
+                              "--repository", str(tmp_path / "repo")])
+    assert run_register(args) == 2
+    assert "neither a directory nor an .onnx file" in capsys.readouterr().err
