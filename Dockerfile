@@ -15,13 +15,13 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CALIBSERVE_HOST=0.0.0.0 CALIBSERVE_PORT=8000 CALIBSERVE_MODEL_REPOSITORY=/app/models \
-    CALIBSERVE_DATABASE_URL=sqlite:////app/var/calibserve.db
+    CALIBSERVE_DATABASE_URL=sqlite:////app/var/calibserve.db CALIBSERVE_SPOOL_DIR=/app/var/spool
 WORKDIR /app
 COPY --from=build /wheels /wheels
 # a regular (non-editable) install of the wheel: nothing is read from a source tree at run time
 RUN pip install --no-cache-dir /wheels/calibserve-*.whl && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /app calibserve \
-    && mkdir -p /app/models /app/var && chown calibserve /app/var
+    && mkdir -p /app/models /app/var/spool && chown -R calibserve /app/var
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
