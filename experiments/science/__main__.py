@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_from is not None:
         with args.render_from.open("rb") as fh:
             results, meta = pickle.load(fh)
+        meta["rendered_by"] = f"python -m experiments.science --render-from {args.render_from}"
         out = args.out or Path("build/science-quick.md" if meta["mode"] == "quick" else "docs/science.md")
         write_report(out, results, meta)
         print(f"rendered {out} from {args.render_from}", file=sys.stderr)

@@ -201,6 +201,10 @@ def _grid_line(results) -> str:  # type: ignore[no-untyped-def]
     )
 
 
+def _pos(rho: float, p: float) -> str:
+    return "supported" if (p < 0.05 and rho > 0) else ("contradicted" if p < 0.05 else "not significant")
+
+
 CURVATURE = ("hessian_top_eig_train_loss", "hessian_top_eig_ce", "hessian_trace_train_loss", "hessian_trace_ce")
 
 
@@ -237,9 +241,9 @@ def kimura(rows: list[Row]) -> tuple[str, list[str]]:
         f"**Kimura & Naganuma: λ_max falls as γ grows** — training-loss Hessian: "
         f"{_lv('', by_gamma[0][1], by_gamma[0][2])} (ρ {by_gamma[0][1]:+.3f}, p {p_text(by_gamma[0][2])}); "
         f"CE Hessian: {_lv('', by_gamma[1][1], by_gamma[1][2])} (ρ {by_gamma[1][1]:+.3f}, p {p_text(by_gamma[1][2])})",
-        f"**Kimura & Naganuma: flatter (smaller λ_max) ↔ better calibrated** — Spearman of raw ECE with "
-        f"λ_max(train loss) ρ {corr[0][1]:+.3f} (p {p_text(corr[0][2])}), with λ_max(CE) ρ {corr[1][1]:+.3f} "
-        f"(p {p_text(corr[1][2])}); positive ρ would support the claim",
+        f"**Kimura & Naganuma: flatter (smaller λ_max) ↔ better calibrated (positive ρ with raw ECE)** — "
+        f"training-loss Hessian: {_pos(corr[0][1], corr[0][2])} (ρ {corr[0][1]:+.3f}, p {p_text(corr[0][2])}); "
+        f"CE Hessian: {_pos(corr[1][1], corr[1][2])} (ρ {corr[1][1]:+.3f}, p {p_text(corr[1][2])})",
     ]
     text = "\n\n".join(
         [
