@@ -178,7 +178,8 @@ def defaults_decisions(focal_rows: list[Row], tab_rows: list[Row]) -> str:
         f"{-100 * raw.diff.mean:.2f} pp (p {p_text(raw.p_value)}) with an accuracy change of "
         f"{100 * acc.diff.mean:+.2f} pp (p {p_text(acc.p_value)}); after TS the ECE difference is "
         f"{100 * ts.diff.mean:+.2f} pp (p {p_text(ts.p_value)}). Since `train` always fits a calibrator, the "
-        "loss matters for the raw (uncalibrated) scores only; FLSD-53 makes those safer without a significant accuracy cost here."
+        "loss matters for the raw (uncalibrated) scores only; FLSD-53 makes those safer without a significant "
+        "accuracy cost here."
     )
     return "\n".join([auto_line, grid_line, loss_line])
 
