@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from service.training.options import ARCHITECTURES, BUNDLED_DATASETS, LOSS_NAMES
+from service.training.options import ARCHITECTURES, BUNDLED_DATASETS, GENERATED_DATASETS, LOSS_NAMES, OPTIMISERS
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -27,7 +27,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default="digits",
-        help=f"bundled dataset ({', '.join(BUNDLED_DATASETS)}), or the name recorded for --data-file",
+        help=f"bundled ({', '.join(BUNDLED_DATASETS)}) or generated ({', '.join(GENERATED_DATASETS)}) dataset, "
+        "or the name recorded for --data-file",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=None, help="rows to generate for --dataset mnist1d (default 5000)"
     )
     parser.add_argument("--data-file", type=Path, default=None, help="CSV (with header) or NPZ (arrays X, y)")
     parser.add_argument("--label-column", default=None, help="CSV label column name (default: the last column)")
@@ -38,6 +42,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=int, default=1)
     parser.add_argument("--repository", type=Path, default=Path("models"), help="model repository root")
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument(
+        "--fixed-epochs",
+        action="store_true",
+        help="train all --epochs without early stopping and keep the last weights (the papers' regime)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=OPTIMISERS,
+        default="adam",
+        help="adam (fixed lr) or sgd (momentum 0.9, lr ×0.1 after 50%% and 75%% of the epochs)",
+    )
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: adam 1e-3, sgd 0.05)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arch", choices=ARCHITECTURES, default="mlp")
     parser.add_argument("--hidden", type=_hidden, default=(64,), help="hidden widths, e.g. 64 or 128,64")
@@ -76,6 +92,10 @@ def run_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             data_file=args.data_file,
             label_column=args.label_column,
+            samples=args.samples,
+            optimiser=args.optimizer,
+            lr=args.lr,
+            patience=None if args.fixed_epochs else 10,
         )
     except (TrainingDataError, FileExistsError, ValueError) as exc:
         print(f"calibserve train: error: {exc}", file=sys.stderr)

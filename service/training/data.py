@@ -1,12 +1,15 @@
 """Training data: scikit-learn's bundled datasets or a user CSV/NPZ file, and a stratified 3-way split.
 
-Nothing is downloaded: ``digits``, ``breast_cancer``, ``wine`` and ``iris`` ship inside scikit-learn.
+Nothing is downloaded: ``digits``, ``breast_cancer``, ``wine`` and ``iris`` ship inside scikit-learn, and
+``mnist1d`` is generated at run time by the ``mnist1d`` package's procedural generator (``make_dataset``
+with our own arguments; its URL loader ``get_dataset`` is never called).
 Labels are encoded as 0..K−1 in the sorted order of their values; the class names are recorded.
 """
 
 from __future__ import annotations
 
 import csv
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,8 @@ from sklearn import datasets as skdatasets
 from sklearn.model_selection import train_test_split
 
 MIN_ROWS_PER_CLASS = 5
+MNIST1D_DEFAULT_SAMPLES = 5000  # the package's default (4,000 train + 1,000 test in the paper)
+MNIST1D_SEED = 42  # the package's default generator seed; our split seeds are separate
 
 BUNDLED: dict[str, Callable[..., Any]] = {
     "digits": skdatasets.load_digits,
@@ -95,6 +100,28 @@ def load_bundled(name: str) -> Dataset:
     return Dataset(name, dataset.X, dataset.y, [str(n) for n in bunch.target_names])
 
 
+def load_mnist1d(n_samples: int = MNIST1D_DEFAULT_SAMPLES, *, seed: int = MNIST1D_SEED) -> Dataset:
+    """MNIST-1D (Greydanus & Kobak 2024): 10 classes of 40-feature sequences, generated, never downloaded.
+
+    The generator's own train/test cut is discarded (``split_dataset`` redraws one per seed), so all
+    ``n_samples`` rows (rounded down to a multiple of 10) come back.  ``make_dataset`` reseeds the global
+    ``random``/``numpy.random`` state; the caller's state is restored afterwards.
+    """
+    if n_samples < 10 * MIN_ROWS_PER_CLASS * 5:
+        raise TrainingDataError(f"mnist1d needs --samples of at least 250 (50 per class); got {n_samples}")
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed, args.train_split = int(n_samples), int(seed), 1.0
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        generated = make_dataset(args)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return _encode("mnist1d", generated["x"], generated["y"])
+
+
 def load_csv(path: Path, *, label_column: str | None = None, name: str | None = None) -> Dataset:
     """CSV with a header row; the label column is named (default: the last column), the rest are features."""
     with path.open(newline="") as fh:
@@ -134,9 +161,18 @@ def load_npz(path: Path, *, name: str | None = None) -> Dataset:
         return _encode(name or path.stem, archive["X"], archive["y"])
 
 
-def load_dataset(name: str, *, data_file: Path | None = None, label_column: str | None = None) -> Dataset:
-    """A bundled dataset by ``name``, or ``data_file`` (.csv or .npz) recorded under ``name``."""
+def load_dataset(
+    name: str, *, data_file: Path | None = None, label_column: str | None = None, samples: int | None = None
+) -> Dataset:
+    """A bundled or generated dataset by ``name``, or ``data_file`` (.csv or .npz) recorded under ``name``.
+
+    ``samples`` is the number of rows to generate (``mnist1d`` only).
+    """
+    if samples is not None and (data_file is not None or name != "mnist1d"):
+        raise TrainingDataError("--samples applies to the generated dataset mnist1d only")
     if data_file is None:
+        if name == "mnist1d":
+            return load_mnist1d(MNIST1D_DEFAULT_SAMPLES if samples is None else samples)
         return load_bundled(name)
     suffix = data_file.suffix.lower()
     if suffix == ".csv":

@@ -1,4 +1,5 @@
-"""Network builders: an MLP for tabular rows and a small CNN for square images given as flat rows.
+"""Network builders: an MLP for tabular rows, a small CNN for square images given as flat rows, and a
+1-D CNN over the feature axis (MNIST-1D's sequences).
 
 Every network is wrapped in ``Classifier``, which standardises raw features with the training mean/std
 held as buffers, so the exported ONNX graph takes the raw feature row the client has.  A binary
@@ -82,6 +83,37 @@ def build_cnn(n_features: int, n_outputs: int, hidden: tuple[int, ...] = (64,)) 
     )
 
 
+class _AsSequence(nn.Module):
+    """Flat ``(N, L)`` rows → ``(N, 1, L)`` one-channel sequences; exported as an ONNX Reshape."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(1)
+
+
+CNN1D_CHANNELS = 25
+CNN1D_KERNELS = (5, 3, 3)
+
+
+def build_cnn1d(n_features: int, n_outputs: int, hidden: tuple[int, ...] = ()) -> nn.Sequential:
+    """Three 1-D convolutions over the feature axis (25 channels; kernels 5, 3, 3; stride 2; padding 1;
+    ReLU), then an MLP head (``hidden``; empty = one linear layer, as in MNIST-1D's ``ConvBase``).
+
+    This is the CNN of Greydanus & Kobak 2024 (mnist1d repository, ``models.py``): 40 features shrink
+    to 19, 10 and 5 positions, so its linear layer takes 25 × 5 = 125 inputs.
+    """
+    length = n_features
+    layers: list[nn.Module] = [_AsSequence()]
+    channels_in = 1
+    for kernel in CNN1D_KERNELS:
+        length = (length + 2 - kernel) // 2 + 1
+        if length < 1:
+            raise ValueError(f"arch 'cnn1d' needs at least 3 features; got {n_features}")
+        layers += [nn.Conv1d(channels_in, CNN1D_CHANNELS, kernel_size=kernel, stride=2, padding=1), nn.ReLU()]
+        channels_in = CNN1D_CHANNELS
+    layers += [nn.Flatten(), build_mlp(CNN1D_CHANNELS * length, n_outputs, hidden)]
+    return nn.Sequential(*layers)
+
+
 def build_classifier(
     X_train: np.ndarray,
     n_classes: int,
@@ -99,6 +131,8 @@ def build_classifier(
         body: nn.Module = build_mlp(n_features, n_outputs, hidden)
     elif arch == "cnn":
         body = build_cnn(n_features, n_outputs, hidden)
+    elif arch == "cnn1d":
+        body = build_cnn1d(n_features, n_outputs, hidden)
     else:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     X64 = X_train.astype(np.float64)

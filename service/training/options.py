@@ -12,5 +12,8 @@ LOSS_NAMES = (
     "anyloss_balanced_accuracy",
     "anyloss_mcc",
 )
-ARCHITECTURES = ("mlp", "cnn")
+ARCHITECTURES = ("mlp", "cnn", "cnn1d")
 BUNDLED_DATASETS = ("digits", "breast_cancer", "wine", "iris")
+# Generated at run time by a package's procedural generator (never downloaded); takes --samples.
+GENERATED_DATASETS = ("mnist1d",)
+OPTIMISERS = ("adam", "sgd")

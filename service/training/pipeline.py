@@ -45,6 +45,7 @@ class TrainedClassifier:
     result: TrainResult
     arch: str
     hidden: tuple[int, ...]
+    config: TrainConfig
 
 
 def fit_classifier(
@@ -60,23 +61,54 @@ def fit_classifier(
     progress: bool = True,
     data_file: Path | None = None,
     label_column: str | None = None,
+    samples: int | None = None,
     batch_size: int = 64,
     lr: float = 1e-3,
     patience: int | None = 10,
+    optimiser: str = "adam",
+    weight_decay: float = 0.0,
 ) -> TrainedClassifier:
     """Load, split (stratified 60/20/20 by ``seed``) and train; no files are written."""
     objective = make_objective(loss, gamma=gamma, beta=beta)
-    data = load_dataset(dataset, data_file=data_file, label_column=label_column)
+    data = load_dataset(dataset, data_file=data_file, label_column=label_column, samples=samples)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        seed=seed,
+        progress=progress,
+        optimiser=optimiser,
+        weight_decay=weight_decay,
+    )
+    return fit_on_split(data, split_dataset(data, seed=seed), objective, config, arch=arch, hidden=hidden)
+
+
+def fit_on_split(
+    data: Dataset,
+    split: Split,
+    objective: Objective,
+    config: TrainConfig,
+    *,
+    arch: str = "mlp",
+    hidden: tuple[int, ...] = (64,),
+) -> TrainedClassifier:
+    """Build a network under ``config.seed`` and train it on an existing ``split`` of ``data``."""
     if objective.binary_only and len(data.classes) != 2:
-        raise TrainingDataError(f"loss {loss!r} is binary-only; {data.name!r} has {len(data.classes)} classes")
-    split = split_dataset(data, seed=seed)
-    with deterministic(seed):
+        raise TrainingDataError(
+            f"loss {objective.name!r} is binary-only; {data.name!r} has {len(data.classes)} classes"
+        )
+    with deterministic(config.seed):
         model = build_classifier(
             split.X_train, len(data.classes), arch=arch, hidden=hidden, binary_head=objective.binary_only
         )
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, progress=progress)
     result = train_model(model, objective, split, config)
-    return TrainedClassifier(data, split, objective, model, result, arch, hidden)
+    return TrainedClassifier(data, split, objective, model, result, arch, hidden, config)
+
+
+def default_lr(optimiser: str) -> float:
+    """Adam 1e-3 (our trainer's long-standing default); SGD 0.05 (MNIST-1D CNN, docs/science.md)."""
+    return 0.05 if optimiser == "sgd" else 1e-3
 
 
 def train_and_export(
@@ -98,13 +130,19 @@ def train_and_export(
     data_file: Path | None = None,
     label_column: str | None = None,
     beta: float = 1.0,
+    samples: int | None = None,
+    optimiser: str = "adam",
+    lr: float | None = None,
+    patience: int | None = 10,
+    weight_decay: float = 0.0,
 ) -> Path:
     """Train a classifier and publish it as ``<repository>/<name>/<version>/``; returns that directory.
 
     Writes ``model.onnx`` (raw features in, logits out), ``card.json`` and ``calibrator.json`` (the
     calibration core's ``method`` choice fitted on the validation split, with its held-out evaluation).
     Raises ``FileExistsError`` if the version exists and ``overwrite`` is false, ``TrainingDataError``
-    on unusable data and ``ValueError`` on bad options.
+    on unusable data and ``ValueError`` on bad options.  ``lr`` defaults to 1e-3 for Adam and 0.05 for
+    SGD; ``patience=None`` trains all ``epochs`` and keeps the last weights.
     """
     if version < 1:
         raise ValueError(f"version must be >= 1, got {version}")
@@ -126,6 +164,11 @@ def train_and_export(
         progress=progress,
         data_file=data_file,
         label_column=label_column,
+        samples=samples,
+        optimiser=optimiser,
+        lr=default_lr(optimiser) if lr is None else lr,
+        patience=patience,
+        weight_decay=weight_decay,
     )
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir))
@@ -197,10 +240,16 @@ def _write_version(
 
 
 def _describe(trained: TrainedClassifier, *, seed: int, seconds: float) -> str:
-    result, objective = trained.result, trained.objective
+    result, objective, config = trained.result, trained.objective, trained.config
+    optimiser = (
+        f"SGD momentum {config.momentum}, lr {config.lr} ×0.1 at {list(config.milestones)} of the epochs"
+        if config.optimiser == "sgd"
+        else f"Adam lr {config.lr}"
+    )
+    regime = "fixed epochs, last weights" if config.patience is None else f"early stopping (patience {config.patience})"
     text = (
-        f"{trained.arch} {list(trained.hidden)} trained with {objective.name} (Adam, seed {seed}); "
-        f"kept epoch {result.best_epoch} of {result.epochs_run}"
+        f"{trained.arch} {list(trained.hidden)} trained with {objective.name} ({optimiser}, {regime}, "
+        f"seed {seed}); kept epoch {result.best_epoch} of {result.epochs_run}"
         f"{' (early stop)' if result.stopped_early else ''}; built in {seconds:.1f}s. "
         "Input: raw features (standardisation is inside the graph)."
     )

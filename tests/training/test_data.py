@@ -1,3 +1,6 @@
+import random
+import socket
+
 import numpy as np
 import pytest
 
@@ -7,6 +10,7 @@ from service.training.data import (
     check_training_data,
     load_bundled,
     load_dataset,
+    load_mnist1d,
     split_dataset,
 )
 from service.training.options import BUNDLED_DATASETS
@@ -91,3 +95,64 @@ def test_split_is_stratified_disjoint_and_seeded():
     assert not np.array_equal(a.X_test, c.X_test)
     parts = np.vstack([a.X_train, a.X_val, a.X_test])
     np.testing.assert_array_equal(np.sort(parts.view("V16").ravel()), np.sort(ds.X.view("V16").ravel()))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every way out of the process raises and is recorded (a library may swallow the error, so tests
+    assert on the record, not only on the exception)."""
+    attempts: list[tuple[object, ...]] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(f"network call attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+def test_socket_guard_sees_the_mnist1d_url_loader(no_network, tmp_path, capsys):
+    # The guard works: the package's URL loader (which calibserve never calls) tries the network under it.
+    from mnist1d.data import get_dataset, get_dataset_args
+
+    args = get_dataset_args()
+    args.num_samples = 100
+    get_dataset(args, path=str(tmp_path / "mnist1d.pkl"), download=True)
+    assert no_network, "the URL loader should have tried to connect"
+    assert "Downloading" in capsys.readouterr().out
+
+
+def test_mnist1d_is_generated_without_network(no_network):
+    np.random.seed(5)
+    random.seed(5)
+    np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
+    ds = load_dataset("mnist1d", samples=500)
+    assert ds.X.shape == (500, 40) and ds.X.dtype == np.float32
+    assert ds.classes == [str(i) for i in range(10)] and np.all(np.bincount(ds.y) == 50)
+    # the generator reseeds the global RNGs; the caller's state comes back
+    np.testing.assert_array_equal(np.random.get_state()[1], np_state)
+    assert random.getstate() == py_state
+    np.testing.assert_array_equal(load_mnist1d(500).X, ds.X)  # generated deterministically
+    assert no_network == []
+
+
+def test_mnist1d_rows_are_the_packages_own_generation():
+    # The package's default 80/20 cut of the same generation, concatenated, is our full set of rows.
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = 300
+    reference = make_dataset(args)
+    ds = load_mnist1d(300)
+    np.testing.assert_allclose(ds.X, np.vstack([reference["x"], reference["x_test"]]).astype(np.float32))
+    np.testing.assert_array_equal(ds.y, np.concatenate([reference["y"], reference["y_test"]]))
+
+
+def test_samples_applies_to_mnist1d_only():
+    with pytest.raises(TrainingDataError, match="mnist1d only"):
+        load_dataset("digits", samples=100)
+    with pytest.raises(TrainingDataError, match="at least 250"):
+        load_mnist1d(100)

@@ -22,7 +22,8 @@ def _model(arch: str = "mlp", n_classes: int = 10, binary_head: bool = False, n_
 
 
 @pytest.mark.parametrize(
-    ("arch", "n_classes", "binary_head"), [("mlp", 10, False), ("cnn", 10, False), ("mlp", 2, True)]
+    ("arch", "n_classes", "binary_head"),
+    [("mlp", 10, False), ("cnn", 10, False), ("cnn1d", 10, False), ("cnn1d", 2, True), ("mlp", 2, True)],
 )
 def test_onnxruntime_matches_torch_and_file_is_self_contained(tmp_path, arch, n_classes, binary_head):
     model = _model(arch, n_classes, binary_head)

@@ -31,3 +31,27 @@ def test_cnn_takes_flat_rows():
         build_classifier(X[:, :30], 10, arch="cnn")
     with pytest.raises(ValueError, match="unknown arch"):
         build_classifier(X, 10, arch="resnet")
+
+
+def test_cnn1d_is_the_mnist1d_papers_convbase():
+    # Greydanus & Kobak's ConvBase: Conv1d(1→25, k5, s2, p1), Conv1d(25→25, k3, s2, p1) ×2, Linear(125 → 10).
+    X = np.random.default_rng(0).normal(size=(6, 40)).astype(np.float32)
+    model = build_classifier(X, 10, arch="cnn1d", hidden=())
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (1, 25, (5,), (2,), (1,)),
+        (25, 25, (3,), (2,), (1,)),
+        (25, 25, (3,), (2,), (1,)),
+    ]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(125, 10)]
+    assert model(torch.as_tensor(X)).shape == (6, 10)
+    # the feature axis is the convolution axis: shifting the signal by 2 (one stride) shifts the first
+    # layer's response by 1 position
+    conv = convs[0]
+    x = torch.zeros(1, 1, 40)
+    x[0, 0, 10] = 1.0
+    shifted = torch.roll(x, 2, dims=2)
+    torch.testing.assert_close(torch.roll(conv(x) - conv.bias[:, None], 1, dims=2), conv(shifted) - conv.bias[:, None])
+    with pytest.raises(ValueError, match="at least 3 features"):
+        build_classifier(X[:, :2], 10, arch="cnn1d")

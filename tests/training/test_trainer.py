@@ -7,7 +7,7 @@ from service.training.models import build_classifier
 from service.training.objectives import make_objective
 from service.training.pipeline import fit_classifier
 from service.training.seeding import deterministic
-from service.training.trainer import TrainConfig, stratified_batches, train_model
+from service.training.trainer import TrainConfig, make_optimiser, stratified_batches, train_model
 
 
 def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -101,3 +101,31 @@ def test_anyloss_training_learns_breast_cancer():
         logits = trained.model(torch.as_tensor(trained.split.X_test))
     assert torch.all(logits[:, 0] == 0)
     assert (logits.argmax(1).numpy() == trained.split.y_test).mean() > 0.9
+
+
+def test_sgd_step_schedule_drops_the_rate_tenfold_at_half_and_three_quarters():
+    model = torch.nn.Linear(3, 2)
+    optimiser, schedule = make_optimiser(model, TrainConfig(epochs=8, lr=0.1, optimiser="sgd", weight_decay=5e-4))
+    assert isinstance(optimiser, torch.optim.SGD)
+    assert optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["weight_decay"] == 5e-4
+    assert schedule is not None
+    rates = []
+    for _ in range(8):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        schedule.step()
+    np.testing.assert_allclose(rates, [0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    adam, none = make_optimiser(model, TrainConfig())
+    assert isinstance(adam, torch.optim.Adam) and none is None
+    with pytest.raises(ValueError, match="unknown optimiser"):
+        make_optimiser(model, TrainConfig(optimiser="lbfgs"))
+
+
+def test_sgd_fixed_epochs_trains_every_epoch():
+    split = split_dataset(load_bundled("wine"), seed=0)
+    with deterministic(0):
+        model = build_classifier(split.X_train, 3)
+    config = TrainConfig(epochs=12, lr=0.05, patience=None, optimiser="sgd", progress=False)
+    result = train_model(model, make_objective("cross_entropy"), split, config)
+    assert result.epochs_run == result.best_epoch == 12 and not result.stopped_early
+    assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]

@@ -1,0 +1,1 @@
+"""Calibration science at scale: ``python -m experiments.science [--quick]`` writes ``docs/science.md``."""
