@@ -1,0 +1,48 @@
+"""Label-shift check: the EM class prior of recent unlabelled traffic against the reference prior.
+
+The reference prior is the mean calibrated posterior of the reference predictions (the convention of
+``abstention``'s EMImbalanceAdapter: with calibrated posteriors it estimates the training prior, and EM on
+the reference rows themselves then finds no shift). The alarm compares the total-variation distance
+½Σ|π̂ − π^ref| with a tolerance through its bootstrap lower bound, so noise in a few hundred rows is no alarm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service.calibration import label_shift
+
+MIN_ROWS = 100  # fewer unlabelled rows than this give no verdict
+ALPHA = 0.10  # the prior CI is the 90% bootstrap interval
+TEST_ALPHA = 0.05  # the alarm: a one-sided 5% bootstrap test
+
+
+def reference_prior(reference_probs: np.ndarray) -> np.ndarray:
+    """(K,) mean calibrated posterior of the reference predictions."""
+    return np.asarray(np.asarray(reference_probs, dtype=np.float64).mean(axis=0), dtype=np.float64)
+
+
+def label_shift_report(
+    recent_probs: np.ndarray, prior: np.ndarray, *, tolerance: float, n_boot: int = 100, seed: int = 0,
+    min_rows: int = MIN_ROWS,
+) -> dict[str, Any]:
+    """JSON for the window report and the gauges: π̂ with its CI, the TV distance with its CI, a verdict."""
+    m = int(recent_probs.shape[0])
+    base: dict[str, Any] = {"n": m, "reference_prior": [float(x) for x in prior], "tolerance": tolerance,
+                            "method": "em_saerens2002"}
+    if m < min_rows:
+        return {**base, "state": "insufficient_predictions", "prior": None, "prior_ci": None, "tv": None,
+                "tv_noise": None, "reason": f"{m} unlabelled predictions, {min_rows} needed for an estimate"}
+    est = label_shift.em_prior(recent_probs, prior)
+    boots = label_shift.bootstrap_priors(recent_probs, prior, n_boot=n_boot, seed=seed)
+    lo, hi = np.quantile(boots, [ALPHA / 2, 1 - ALPHA / 2], axis=0)
+    tv = float(label_shift.total_variation(est.prior, prior))
+    noise = float(np.quantile(label_shift.total_variation(boots, est.prior), 1 - TEST_ALPHA))
+    shifted = tv > tolerance + noise
+    reason = (f"total variation {tv:.3f} {'>' if shifted else '≤'} tolerance {tolerance:.3f} + bootstrap noise "
+              f"{noise:.3f} (95% quantile of the resamples' distance to the estimate)")
+    return {**base, "state": "shifted" if shifted else "ok", "reason": reason,
+            "prior": [float(x) for x in est.prior], "prior_ci": [[float(x) for x in lo], [float(x) for x in hi]],
+            "tv": tv, "tv_noise": noise, "iterations": est.iterations, "converged": est.converged}
