@@ -5,10 +5,21 @@ late lands in the window where the prediction was made. Four additive tables per
 ``calibration_stats`` (labelled, per fine confidence bin), ``calibration_class_stats``,
 ``calibration_totals`` and — for label-free monitoring — ``prediction_confidence_stats`` (ALL served
 predictions per fine confidence bin, written by the prediction-log writer next to ``prediction_counts``).
+
+Roll-ups (migration 0004): each table has a ``…_rollup`` twin holding hour and day sums (``span`` 3600 /
+86400), written by the same additive upsert in the same statement batch, so any window is read from at most
+two partial hours of fine buckets, two partial days of hours and the whole days between (``read_window``).
+
+Exactness. Every non-integer sum is stored as a multiple of 2^-b (``QUANTUM_BITS``; a float32 confidence
+≥ 1/16 already is one at b = 28). Sums of such numbers below 2^(53−b) are exact in float64, so addition is
+associative: the upsert, SQL ``SUM`` and the roll-ups give the fine-bucket answer bit for bit, in any order.
+Bounds: 2^25 ≈ 33M labels' worth of Σconfidence / Σprob / ΣBrier (≤ 2 per label) and 2^29 of ΣNLL per
+window and bin; beyond them sums round as ordinary floats would.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,13 +46,28 @@ from sqlalchemy.orm import Session
 
 from service.db.tables import (
     CalibrationBin,
+    CalibrationBinRollup,
     CalibrationClassBin,
+    CalibrationClassBinRollup,
     CalibrationTotals,
+    CalibrationTotalsRollup,
     PredictionConfidenceBin,
+    PredictionConfidenceBinRollup,
     PredictionCount,
+    PredictionCountRollup,
 )
 
 KEY = ("model", "version", "calibrator_version", "bucket")
+ROLLUP_KEY = ("model", "version", "calibrator_version", "span", "bucket")
+HOUR, DAY = 3600, 86400
+ROLLUP_SPANS = (HOUR, DAY)
+ROLLUPS: dict[Any, Any] = {
+    CalibrationBin: CalibrationBinRollup, CalibrationClassBin: CalibrationClassBinRollup,
+    CalibrationTotals: CalibrationTotalsRollup, PredictionCount: PredictionCountRollup,
+    PredictionConfidenceBin: PredictionConfidenceBinRollup,
+}
+# 2^-b grid of each non-integer sum (module docstring); counts, Σcorrect and Σlabel are integers already
+QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24}
 # The calibration core's micro-bins (streaming.FINE_BINS, right-closed edges k/300), repeated because db/ may
 # not import calibration/ (DESIGN.md §3); tests/monitoring/test_state_bins.py keeps the two identical.
 FINE_BINS = 300
@@ -62,15 +88,50 @@ def _upsert(tbl: Table, dialect: str, keys: tuple[str, ...], sums: tuple[str, ..
     return stmt.on_conflict_do_update(index_elements=list(keys), set_={s: tbl.c[s] + stmt.excluded[s] for s in sums})
 
 
+def dyadic(value: float, bits: int) -> float:
+    """``value`` rounded to the nearest multiple of 2^-bits (exact: a power-of-two scaling and an integer)."""
+    return math.ldexp(round(math.ldexp(value, bits)), -bits)
+
+
+def quantized(rows: list[dict[str, Any]], sums: tuple[str, ...]) -> list[dict[str, Any]]:
+    bits = [(s, QUANTUM_BITS[s]) for s in sums if s in QUANTUM_BITS]
+    return [{**r, **{s: dyadic(float(r[s]), b) for s, b in bits}} for r in rows] if bits else rows
+
+
+def rolled_up(rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str, ...], span: int
+              ) -> list[dict[str, Any]]:
+    """The rows summed per (span-wide bucket holding their bucket's start, other keys): exact on the 2^-b grid."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        row = {**r, "span": span, "bucket": bucket_start(r["bucket"], span)}
+        key = tuple(row[k] for k in (*ROLLUP_KEY, *keys[len(KEY):]))
+        if key in out:
+            for s in sums:
+                out[key][s] += row[s]
+        else:
+            out[key] = row
+    return list(out.values())
+
+
 def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],
              sums: tuple[str, ...]) -> None:
     """Additive upsert (``upsert.add_rows`` semantics: rows sorted by key so concurrent transactions lock
-    rows in the same order) with the statement built once."""
+    rows in the same order) with the statement built once. For a per-bucket table the values are put on
+    their 2^-b grid and its hour and day roll-ups get the same sums in the same transaction."""
     if not rows:
         return
-    rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
     bind = conn.get_bind() if isinstance(conn, Session) else conn
+    rollup = ROLLUPS.get(model)
+    if rollup is not None:
+        rows = quantized(rows, sums)
+    rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
     conn.execute(_upsert(cast(Table, model.__table__), bind.dialect.name, keys, sums), rows)
+    if rollup is None:
+        return
+    rollup_keys = (*ROLLUP_KEY, *keys[len(KEY):])
+    for span in ROLLUP_SPANS:
+        summed = sorted(rolled_up(rows, keys, sums, span), key=lambda r: tuple(r[k] for k in rollup_keys))
+        conn.execute(_upsert(cast(Table, rollup.__table__), bind.dialect.name, rollup_keys, sums), summed)
 
 
 def as_utc(dt: datetime) -> datetime:
@@ -176,34 +237,89 @@ def serial_plan(session: Session) -> None:
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
-@lru_cache(maxsize=2)
-def _window_sums(all_calibrators: bool) -> Any:
-    """The five sums of a window as one UNION ALL (a tag, two keys, three sums per row): one round trip."""
-    fb, cb, tt = CalibrationBin, CalibrationClassBin, CalibrationTotals
-    pc, cf = PredictionCount, PredictionConfidenceBin
+# the five sums of a window, as (tag, table, group keys, summed columns): tag 0 fine bins, 1 class-wise bins,
+# 2 totals, 3 predictions served, 4 the confidence histogram of all predictions
+_PARTS: tuple[tuple[int, Any, tuple[str, ...], tuple[str, ...]], ...] = (
+    (0, CalibrationBin, ("bin",), ("count", "confidence_sum", "correct_sum")),
+    (1, CalibrationClassBin, ("class_index", "bin"), ("count", "prob_sum", "label_sum")),
+    (2, CalibrationTotals, (), ("count", "nll_sum", "brier_sum")),
+    (3, PredictionCount, (), ("count",)),
+    (4, PredictionConfidenceBin, ("bin",), ("count", "confidence_sum")),
+)
+# bound-parameter names of the five bucket ranges a rolled-up window reads (``rollup_ranges``)
+_RANGES: tuple[tuple[str, int | None], ...] = (("f1", None), ("f2", None), ("h1", HOUR), ("h2", HOUR), ("d", DAY))
+
+
+def _floor(dt: datetime, seconds: int) -> datetime:
+    return bucket_start(dt, seconds)
+
+
+def _ceil(dt: datetime, seconds: int) -> datetime:
+    floor = bucket_start(dt, seconds)
+    return floor if floor == as_utc(dt) else datetime.fromtimestamp(floor.timestamp() + seconds, tz=UTC)
+
+
+def rollup_ranges(start: datetime, end: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """[start, end) as fine buckets [start, h1) and [h2, end), hours [h1, d1) and [d2, h2), days [d1, d2) with
+    h1/d1 the first hour/day boundary at or after start and h2/d2 the last at or before end (an empty range
+    is (start, start)). Every fine bucket whose start lies in [start, end) is counted exactly once."""
+    start, end = as_utc(start), as_utc(end)
+    empty = (start, start)
+    h1, h2 = _ceil(start, HOUR), _floor(end, HOUR)
+    if h1 >= h2:
+        return {"f1": (start, end), "f2": empty, "h1": empty, "h2": empty, "d": empty}
+    d1, d2 = _ceil(h1, DAY), _floor(h2, DAY)
+    if d1 >= d2:
+        return {"f1": (start, h1), "f2": (h2, end), "h1": (h1, h2), "h2": empty, "d": empty}
+    return {"f1": (start, h1), "f2": (h2, end), "h1": (h1, d1), "h2": (d2, h2), "d": (d1, d2)}
+
+
+def _range_where(table: Any, all_calibrators: bool, name: str, span: int | None) -> list[Any]:
+    """One scope and bucket range ``name`` (bound parameters ``{name}_lo``/``{name}_hi``) of a Core table."""
+    c = table.c
+    cond = [c.model == bindparam("model"), c.version == bindparam("version"),
+            c.bucket >= bindparam(f"{name}_lo"), c.bucket < bindparam(f"{name}_hi")]
+    if span is not None:
+        cond.append(c.span == span)
+    return cond if all_calibrators else [*cond, c.calibrator_version == bindparam("cv")]
+
+
+@lru_cache(maxsize=4)
+def _window_sums(all_calibrators: bool, rollups: bool) -> Any:
+    """The five sums of a window as one UNION ALL (a tag, two keys, three sums per row): one round trip.
+    With ``rollups`` each table is read over the five ranges of ``rollup_ranges`` (fine, hour, day rows)."""
     zero_i: Any = literal_column("0")
     zero_f: Any = literal(0.0, Float)
-
-    def part(tag: int, table: Any, keys: list[Any], sums: list[Any]) -> Any:
-        cols = [*keys, *[zero_i] * (2 - len(keys)), *[func.sum(c) for c in sums], *[zero_f] * (3 - len(sums))]
-        return select(literal_column(str(tag)), *cols).where(*bound_where(table, all_calibrators)).group_by(*keys)
-
-    return union_all(
-        part(0, fb, [fb.bin], [fb.count, fb.confidence_sum, fb.correct_sum]),
-        part(1, cb, [cb.class_index, cb.bin], [cb.count, cb.prob_sum, cb.label_sum]),
-        part(2, tt, [], [tt.count, tt.nll_sum, tt.brier_sum]),
-        part(3, pc, [], [pc.count]),
-        part(4, cf, [cf.bin], [cf.count, cf.confidence_sum]),
-    )
+    parts = []
+    for tag, table, keys, sums in _PARTS:
+        if rollups:
+            sources = [select(*[src.c[c] for c in (*keys, *sums)]).where(*_range_where(src, all_calibrators,
+                                                                                        name, span))
+                       for name, span in _RANGES
+                       for src in [cast(Table, (table if span is None else ROLLUPS[table]).__table__)]]
+            rows: Any = union_all(*sources).subquery()
+        else:
+            src = cast(Table, table.__table__)
+            rows = select(src).where(*_range_where(src, all_calibrators, "f1", None)).subquery()
+        group = [rows.c[k] for k in keys]
+        cols = [*group, *[zero_i] * (2 - len(keys)), *[func.sum(rows.c[c]) for c in sums], *[zero_f] * (3 - len(sums))]
+        parts.append(select(literal_column(str(tag)), *cols).group_by(*group))
+    return union_all(*parts)
 
 
 def read_window(
-    session: Session, *, model: str, version: int, calibrator_version: int | None, start: datetime, end: datetime
+    session: Session, *, model: str, version: int, calibrator_version: int | None, start: datetime, end: datetime,
+    rollups: bool = True,
 ) -> WindowRows:
-    """Sum the buckets in [start, end): cost is buckets × bins, independent of how many rows are stored."""
+    """Sum the buckets in [start, end): from the hour and day roll-ups where whole hours and days fit (at most
+    ~2×59 fine + 2×23 hour + one row per day, per bin), else the fine buckets (``rollups=False``: fine only,
+    buckets × bins). Both give the same sums exactly (module docstring)."""
     scope = Scope(model, version, calibrator_version)
     serial_plan(session)
-    rows = session.execute(_window_sums(calibrator_version is None), scope.params(start, end)).all()
+    ranges = rollup_ranges(start, end) if rollups else {"f1": (start, end)}
+    params = {"model": model, "version": version, "cv": calibrator_version,
+              **{f"{k}_{e}": v[i] for k, v in ranges.items() for i, e in enumerate(("lo", "hi"))}}
+    rows = session.execute(_window_sums(scope.calibrator_version is None, rollups), params).all()
     fine: list[Any] = []
     classes: list[Any] = []
     confidence: list[Any] = []
