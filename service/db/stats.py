@@ -262,16 +262,23 @@ def _ceil(dt: datetime, seconds: int) -> datetime:
 def rollup_ranges(start: datetime, end: datetime) -> dict[str, tuple[datetime, datetime]]:
     """[start, end) as fine buckets [start, h1) and [h2, end), hours [h1, d1) and [d2, h2), days [d1, d2) with
     h1/d1 the first hour/day boundary at or after start and h2/d2 the last at or before end (an empty range
-    is (start, start)). Every fine bucket whose start lies in [start, end) is counted exactly once."""
+    is left out). Every fine bucket whose start lies in [start, end) is counted exactly once."""
     start, end = as_utc(start), as_utc(end)
-    empty = (start, start)
     h1, h2 = _ceil(start, HOUR), _floor(end, HOUR)
     if h1 >= h2:
-        return {"f1": (start, end), "f2": empty, "h1": empty, "h2": empty, "d": empty}
+        return {"f1": (start, end)}
     d1, d2 = _ceil(h1, DAY), _floor(h2, DAY)
     if d1 >= d2:
-        return {"f1": (start, h1), "f2": (h2, end), "h1": (h1, h2), "h2": empty, "d": empty}
-    return {"f1": (start, h1), "f2": (h2, end), "h1": (h1, d1), "h2": (d2, h2), "d": (d1, d2)}
+        ranges = {"f1": (start, h1), "f2": (h2, end), "h1": (h1, h2)}
+    else:
+        ranges = {"f1": (start, h1), "f2": (h2, end), "h1": (h1, d1), "h2": (d2, h2), "d": (d1, d2)}
+    return {k: v for k, v in ranges.items() if v[0] < v[1]}  # fewer, smaller statements for aligned windows
+
+
+def range_params(scope: Scope, ranges: dict[str, tuple[datetime, datetime]]) -> dict[str, Any]:
+    """Bound parameters of ``_range_where`` for one scope and the ranges of ``rollup_ranges``."""
+    return {"model": scope.model, "version": scope.version, "cv": scope.calibrator_version,
+            **{f"{k}_{e}": v[i] for k, v in ranges.items() for i, e in enumerate(("lo", "hi"))}}
 
 
 def _range_where(table: Any, all_calibrators: bool, name: str, span: int | None) -> list[Any]:
@@ -284,23 +291,31 @@ def _range_where(table: Any, all_calibrators: bool, name: str, span: int | None)
     return cond if all_calibrators else [*cond, c.calibrator_version == bindparam("cv")]
 
 
-@lru_cache(maxsize=4)
-def _window_sums(all_calibrators: bool, rollups: bool) -> Any:
+def _sources(table: Any, columns: tuple[str, ...], all_calibrators: bool, names: tuple[str, ...]) -> list[Any]:
+    """One SELECT of ``columns`` per range in ``names``: the fine table or its roll-up at the range's span."""
+    out = []
+    for name, span in _RANGES:
+        if name in names:
+            src = cast(Table, (table if span is None else ROLLUPS[table]).__table__)
+            out.append(select(*[src.c[c] for c in columns]).where(*_range_where(src, all_calibrators, name, span)))
+    return out
+
+
+def _union(sources: list[Any]) -> Any:
+    """The sources as one subquery (a single SELECT stays a plain one)."""
+    stmt: Any = sources[0] if len(sources) == 1 else union_all(*sources)
+    return stmt.subquery()
+
+
+@lru_cache(maxsize=16)
+def _window_sums(all_calibrators: bool, names: tuple[str, ...]) -> Any:
     """The five sums of a window as one UNION ALL (a tag, two keys, three sums per row): one round trip.
-    With ``rollups`` each table is read over the five ranges of ``rollup_ranges`` (fine, hour, day rows)."""
+    Each table is read over the ranges ``names`` of ``rollup_ranges`` (fine, hour and day rows)."""
     zero_i: Any = literal_column("0")
     zero_f: Any = literal(0.0, Float)
     parts = []
     for tag, table, keys, sums in _PARTS:
-        if rollups:
-            sources = [select(*[src.c[c] for c in (*keys, *sums)]).where(*_range_where(src, all_calibrators,
-                                                                                        name, span))
-                       for name, span in _RANGES
-                       for src in [cast(Table, (table if span is None else ROLLUPS[table]).__table__)]]
-            rows: Any = union_all(*sources).subquery()
-        else:
-            src = cast(Table, table.__table__)
-            rows = select(src).where(*_range_where(src, all_calibrators, "f1", None)).subquery()
+        rows = _union(_sources(table, (*keys, *sums), all_calibrators, names))
         group = [rows.c[k] for k in keys]
         cols = [*group, *[zero_i] * (2 - len(keys)), *[func.sum(rows.c[c]) for c in sums], *[zero_f] * (3 - len(sums))]
         parts.append(select(literal_column(str(tag)), *cols).group_by(*group))
@@ -317,9 +332,8 @@ def read_window(
     scope = Scope(model, version, calibrator_version)
     serial_plan(session)
     ranges = rollup_ranges(start, end) if rollups else {"f1": (start, end)}
-    params = {"model": model, "version": version, "cv": calibrator_version,
-              **{f"{k}_{e}": v[i] for k, v in ranges.items() for i, e in enumerate(("lo", "hi"))}}
-    rows = session.execute(_window_sums(scope.calibrator_version is None, rollups), params).all()
+    stmt = _window_sums(scope.calibrator_version is None, tuple(ranges))
+    rows = session.execute(stmt, range_params(scope, ranges)).all()
     fine: list[Any] = []
     classes: list[Any] = []
     confidence: list[Any] = []
@@ -382,19 +396,23 @@ def read_windows(session: Session, scope: Scope, edges: list[datetime]) -> Windo
     )
 
 
-@lru_cache(maxsize=2)
-def _fingerprint(all_calibrators: bool) -> Any:
-    tt, pc = CalibrationTotals, PredictionCount
+@lru_cache(maxsize=16)
+def _fingerprint(all_calibrators: bool, names: tuple[str, ...]) -> Any:
+    """Σ labelled, Σ predicted and the number of state rows read, over the roll-up ranges ``names``."""
+    labelled = _union(_sources(CalibrationTotals, ("count",), all_calibrators, names))
+    predicted = _union(_sources(PredictionCount, ("count",), all_calibrators, names))
     return select(
-        select(func.coalesce(func.sum(tt.count), 0.0)).where(*bound_where(tt, all_calibrators)).scalar_subquery(),
-        select(func.coalesce(func.sum(pc.count), 0.0)).where(*bound_where(pc, all_calibrators)).scalar_subquery(),
-        select(func.count()).select_from(tt).where(*bound_where(tt, all_calibrators)).scalar_subquery(),
+        select(func.coalesce(func.sum(labelled.c.count), 0.0)).scalar_subquery(),
+        select(func.coalesce(func.sum(predicted.c.count), 0.0)).scalar_subquery(),
+        select(func.count()).select_from(labelled).scalar_subquery(),
     )
 
 
 def totals_fingerprint(session: Session, scope: Scope, start: datetime, end: datetime) -> tuple[float, float, int]:
-    """(Σ labelled, Σ predicted, labelled buckets) in [start, end): one row per bucket, one round trip."""
+    """(Σ labelled, Σ predicted, state rows) in [start, end), read from the roll-ups: one round trip. Any new
+    label or prediction in the range changes one of the sums."""
     serial_plan(session)
-    stmt = _fingerprint(scope.calibrator_version is None)
-    labelled, predicted, buckets = session.execute(stmt, scope.params(start, end)).one()
-    return float(labelled), float(predicted), int(buckets)
+    ranges = rollup_ranges(start, end)
+    stmt = _fingerprint(scope.calibrator_version is None, tuple(ranges))
+    labelled, predicted, rows = session.execute(stmt, range_params(scope, ranges)).one()
+    return float(labelled), float(predicted), int(rows)
