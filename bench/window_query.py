@@ -46,7 +46,7 @@ from service.db.tables import (
 CLASS_BINS = 15
 DAY_MINUTES = 1440
 BASE = ("digits", 1, 1)
-Rows = dict[Any, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+Rows = list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]]  # (table, columns, rows)
 
 
 def grid(x: np.ndarray, column: str) -> np.ndarray:
@@ -110,7 +110,7 @@ def level_rows(a: dict[str, np.ndarray], times: list[datetime], span: int | None
         (CalibrationTotals, (*cols, "count", "nll_sum", "brier_sum"), totals),
         (PredictionCount, (*cols, "count"), counts),
     ]
-    return {(t if span is None else ROLLUPS[t]): (c, r) for t, c, r in tables}
+    return [((t if span is None else ROLLUPS[t]), c, r) for t, c, r in tables]
 
 
 def state_chunks(n: int, days: float, pool: np.ndarray, end: datetime, rng: np.random.Generator
@@ -136,10 +136,7 @@ def state_chunks(n: int, days: float, pool: np.ndarray, end: datetime, rng: np.r
                              ("t_brier", "brier_sum")):
             a[name] = grid(a[name], column)
         times = [first + timedelta(minutes=lo + i) for i in range(DAY_MINUTES)]
-        chunk: Rows = {}
-        for span in (None, 3600, 86400):
-            chunk.update(level_rows(a, times, span))
-        yield chunk
+        yield [part for span in (None, 3600, 86400) for part in level_rows(a, times, span)]
 
 
 def load(engine: Engine, chunks: Iterator[Rows]) -> tuple[int, int]:
@@ -149,7 +146,7 @@ def load(engine: Engine, chunks: Iterator[Rows]) -> tuple[int, int]:
     try:
         cur = raw.cursor()
         for chunk in chunks:
-            for table, (cols, rows) in chunk.items():
+            for table, cols, rows in chunk:
                 if not rows:
                     continue
                 name = table.__tablename__
