@@ -8,11 +8,15 @@ the reference rows themselves then finds no shift). The alarm compares the total
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from service.calibration import label_shift
+from service.db.stats import Scope
+from service.db.unlabelled import served_probabilities
 
 MIN_ROWS = 100  # fewer unlabelled rows than this give no verdict
 ALPHA = 0.10  # the prior CI is the 90% bootstrap interval
@@ -46,3 +50,27 @@ def label_shift_report(
     return {**base, "state": "shifted" if shifted else "ok", "reason": reason,
             "prior": [float(x) for x in est.prior], "prior_ci": [[float(x) for x in lo], [float(x) for x in hi]],
             "tv": tv, "tv_noise": noise, "iterations": est.iterations, "converged": est.converged}
+
+
+def scope_label_shift(
+    session: Session, scope: Scope, *, activated_at: datetime | None, start: datetime, end: datetime, rows: int,
+    tolerance: float, n_boot: int = 100,
+) -> dict[str, Any]:
+    """The label-shift check of one calibrator: the newest ``rows`` unlabelled predictions in [start, end)
+    against the mean posterior of the first ``rows`` predictions it served after ``activated_at``."""
+    if scope.calibrator_version is None or activated_at is None:
+        return {"state": "no_reference", "reason": "label shift is judged per calibrator, from its activation",
+                "n": 0}
+    cv = scope.calibrator_version
+    reference = served_probabilities(session, model=scope.model, version=scope.version, calibrator_version=cv,
+                                     start=activated_at, end=end, limit=rows, unlabelled_only=False,
+                                     newest_first=False)
+    if reference.shape[0] < MIN_ROWS:
+        return {"state": "no_reference", "n": 0, "reason": f"{reference.shape[0]} predictions since activation, "
+                                                           f"{MIN_ROWS} needed for a reference prior"}
+    recent = served_probabilities(session, model=scope.model, version=scope.version, calibrator_version=cv,
+                                  start=start, end=end, limit=rows)
+    if recent.shape[0] == 0:
+        recent = np.zeros((0, reference.shape[1]))
+    out = label_shift_report(recent, reference_prior(reference), tolerance=tolerance, n_boot=n_boot)
+    return {**out, "reference_rows": int(reference.shape[0])}

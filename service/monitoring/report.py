@@ -13,7 +13,7 @@ from service.calibration import streaming
 from service.db.stats import Scope, read_window
 from service.monitoring import drift, shift
 from service.monitoring.reference import Reference
-from service.monitoring.state import WindowState, classwise_from_rows, state_from_rows
+from service.monitoring.state import WindowState, classwise_from_rows, fine_from_rows, state_from_rows
 
 RULES = ("ci", "sigma")
 
@@ -30,6 +30,7 @@ class WindowQuery:
     rule: str = "ci"
     reference_source: str = "auto"
     class_bins: int = 15  # the class-wise table is stored at the service's ``ece_bins``
+    cs_alpha: float = 0.05  # the anytime-valid rule's false-alarm probability over the calibrator's life
 
 
 def num(x: float | None) -> float | None:
@@ -71,6 +72,19 @@ def judge(
     }
 
 
+def sequential_check(session: Session, q: WindowQuery, end: datetime, reference: Reference) -> dict[str, Any]:
+    """The ``cs`` check over every label of the calibrator since its activation, up to ``end`` (one read of the
+    hour/day roll-ups, whatever the calibrator's age)."""
+    s, since = q.scope, reference.activated_at
+    if s.calibrator_version is None or since is None or since >= end:
+        return drift.Verdict("no_reference", "the confidence sequence runs per calibrator, from its activation",
+                             "cs").to_dict()
+    fine = fine_from_rows(read_window(session, model=s.model, version=s.version,
+                                      calibrator_version=s.calibrator_version, start=since, end=end))
+    return drift.sequential_rule(fine.count, fine.confidence_sum, fine.correct_sum, alpha=q.cs_alpha,
+                                 tolerance=q.tolerance, since=since.isoformat()).to_dict()
+
+
 def window_report(
     session: Session, q: WindowQuery, start: datetime, end: datetime, reference: Reference, n_boot: int = 200
 ) -> dict[str, Any]:
@@ -89,6 +103,7 @@ def window_report(
         out.update(ece=None, ece_ci=None, mce=None, adaptive_ece=None, classwise_ece=None, brier=None, nll=None,
                    accuracy=None, mean_confidence=None, confidence_accuracy_gap=None, reliability=[])
         out.update(judge(q, state, float("nan"), float("nan"), reference, n_boot))
+        out["drift_checks"]["cs"] = sequential_check(session, q, end, reference)
         return out
     ece_value, lo, hi = ece_interval(fine, q.n_bins, n_boot)
     cls = classwise_from_rows(rows, q.n_classes, q.class_bins)
@@ -100,6 +115,7 @@ def window_report(
         reliability=reliability_rows(fine.reliability_bins(q.n_bins)),
     )
     out.update(judge(q, state, ece_value, lo, reference, n_boot))
+    out["drift_checks"]["cs"] = sequential_check(session, q, end, reference)
     return out
 
 

@@ -41,3 +41,31 @@ def test_false_alarm_rate_on_calm_traffic_is_small() -> None:
     alarms = sum(label_shift_report(_posteriors(500, uniform, seed=s), ref, tolerance=0.0, n_boot=100)["state"]
                  == "shifted" for s in range(30))
     assert alarms <= 4  # binomial(30, 0.05): P(≥ 5) ≈ 1.6%
+
+
+def test_scope_label_shift_reads_the_prediction_log(database_url: str) -> None:
+    """Stored predictions: a calm first hour (the reference), then traffic whose class mix moved."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from service.db.stats import Scope
+    from service.monitoring.label_shift import scope_label_shift
+    from tests.monitoring.stored import store_predictions
+
+    engine = create_engine(database_url)
+    t0 = datetime(2026, 4, 1, tzinfo=UTC)
+    store_predictions(engine, _posteriors(600, np.full(3, 1 / 3), seed=20), t0)
+    store_predictions(engine, _posteriors(600, np.array([0.75, 0.15, 0.1]), seed=21), t0 + timedelta(hours=2))
+    scope = Scope("digits", 1, 1)
+    with Session(engine) as session:
+        kw = {"activated_at": t0, "rows": 500, "tolerance": 0.02}
+        shifted = scope_label_shift(session, scope, start=t0 + timedelta(hours=1), end=t0 + timedelta(hours=3), **kw)
+        calm = scope_label_shift(session, scope, start=t0, end=t0 + timedelta(hours=1), **kw)
+        none = scope_label_shift(session, Scope("digits", 1, None), start=t0, end=t0 + timedelta(hours=3), **kw)
+    engine.dispose()
+    assert shifted["state"] == "shifted" and shifted["n"] == 500 and shifted["reference_rows"] == 500
+    assert shifted["prior"][0] > 0.6
+    assert calm["state"] == "ok"
+    assert none["state"] == "no_reference"
