@@ -33,7 +33,8 @@ from sqlalchemy import Engine, update
 
 from service.calibration import streaming
 from service.calibration.binned import bin_index
-from service.db.stats import QUANTUM_BITS, ROLLUPS, read_window
+from service.db.rollups import QUANTUM_BITS, ROLLUPS
+from service.db.stats import read_window
 from service.db.tables import (
     CalibrationBin,
     CalibrationClassBin,

@@ -6,24 +6,17 @@ late lands in the window where the prediction was made. Four additive tables per
 ``calibration_totals`` and — for label-free monitoring — ``prediction_confidence_stats`` (ALL served
 predictions per fine confidence bin, written by the prediction-log writer next to ``prediction_counts``).
 
-Roll-ups (migration 0004): each table has a ``…_rollup`` twin holding hour and day sums (``span`` 3600 /
-86400), written by the same additive upsert in the same statement batch, so any window is read from at most
-two partial hours of fine buckets, two partial days of hours and the whole days between (``read_window``).
-
-Exactness. Every non-integer sum is stored as a multiple of 2^-b (``QUANTUM_BITS``; a float32 confidence
-≥ 1/16 already is one at b = 28). Sums of such numbers below 2^(53−b) are exact in float64, so addition is
-associative: the upsert, SQL ``SUM`` and the roll-ups give the fine-bucket answer bit for bit, in any order.
-Bounds: 2^25 ≈ 33M labels' worth of Σconfidence / Σprob / ΣBrier (≤ 2 per label) and 2^29 of ΣNLL per
-window and bin; beyond them sums round as ordinary floats would.
+Roll-ups (migration 0004, ``service.db.rollups``): each table has a ``…_rollup`` twin holding hour and day
+sums, written by the same additive upsert in the same transaction, so any window is read from O(log) levels
+and equals the fine-bucket answer exactly.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -44,30 +37,29 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.db.rollups import (
+    KEY,
+    ROLLUP_KEY,
+    ROLLUP_SPANS,
+    ROLLUPS,
+    as_utc,
+    bucket_start,
+    quantized,
+    rolled_up,
+    rollup_ranges,
+    sources,
+    union,
+)
 from service.db.tables import (
     CalibrationBin,
-    CalibrationBinRollup,
     CalibrationClassBin,
-    CalibrationClassBinRollup,
     CalibrationTotals,
-    CalibrationTotalsRollup,
     PredictionConfidenceBin,
-    PredictionConfidenceBinRollup,
     PredictionCount,
-    PredictionCountRollup,
 )
 
-KEY = ("model", "version", "calibrator_version", "bucket")
-ROLLUP_KEY = ("model", "version", "calibrator_version", "span", "bucket")
-HOUR, DAY = 3600, 86400
-ROLLUP_SPANS = (HOUR, DAY)
-ROLLUPS: dict[Any, Any] = {
-    CalibrationBin: CalibrationBinRollup, CalibrationClassBin: CalibrationClassBinRollup,
-    CalibrationTotals: CalibrationTotalsRollup, PredictionCount: PredictionCountRollup,
-    PredictionConfidenceBin: PredictionConfidenceBinRollup,
-}
-# 2^-b grid of each non-integer sum (module docstring); counts, Σcorrect and Σlabel are integers already
-QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24}
+__all__ = ["KEY", "as_utc", "bucket_start", "rollup_ranges"]  # re-exported: callers import them from here
+
 # The calibration core's micro-bins (streaming.FINE_BINS, right-closed edges k/300), repeated because db/ may
 # not import calibration/ (DESIGN.md §3); tests/monitoring/test_state_bins.py keeps the two identical.
 FINE_BINS = 300
@@ -86,31 +78,6 @@ def _upsert(tbl: Table, dialect: str, keys: tuple[str, ...], sums: tuple[str, ..
     module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(tbl)
     return stmt.on_conflict_do_update(index_elements=list(keys), set_={s: tbl.c[s] + stmt.excluded[s] for s in sums})
-
-
-def dyadic(value: float, bits: int) -> float:
-    """``value`` rounded to the nearest multiple of 2^-bits (exact: a power-of-two scaling and an integer)."""
-    return math.ldexp(round(math.ldexp(value, bits)), -bits)
-
-
-def quantized(rows: list[dict[str, Any]], sums: tuple[str, ...]) -> list[dict[str, Any]]:
-    bits = [(s, QUANTUM_BITS[s]) for s in sums if s in QUANTUM_BITS]
-    return [{**r, **{s: dyadic(float(r[s]), b) for s, b in bits}} for r in rows] if bits else rows
-
-
-def rolled_up(rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str, ...], span: int
-              ) -> list[dict[str, Any]]:
-    """The rows summed per (span-wide bucket holding their bucket's start, other keys): exact on the 2^-b grid."""
-    out: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:
-        row = {**r, "span": span, "bucket": bucket_start(r["bucket"], span)}
-        key = tuple(row[k] for k in (*ROLLUP_KEY, *keys[len(KEY):]))
-        if key in out:
-            for s in sums:
-                out[key][s] += row[s]
-        else:
-            out[key] = row
-    return list(out.values())
 
 
 def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],
@@ -132,16 +99,6 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
     for span in ROLLUP_SPANS:
         summed = sorted(rolled_up(rows, keys, sums, span), key=lambda r: tuple(r[k] for k in rollup_keys))
         conn.execute(_upsert(cast(Table, rollup.__table__), bind.dialect.name, rollup_keys, sums), summed)
-
-
-def as_utc(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def bucket_start(dt: datetime, seconds: int) -> datetime:
-    ts = as_utc(dt).timestamp()
-    return datetime.fromtimestamp(ts - ts % seconds, tz=UTC)
 
 
 def add_prediction_counts(conn: Connection, rows: Iterable[dict[str, Any]], bucket_seconds: int) -> None:
@@ -246,65 +203,10 @@ _PARTS: tuple[tuple[int, Any, tuple[str, ...], tuple[str, ...]], ...] = (
     (3, PredictionCount, (), ("count",)),
     (4, PredictionConfidenceBin, ("bin",), ("count", "confidence_sum")),
 )
-# bound-parameter names of the five bucket ranges a rolled-up window reads (``rollup_ranges``)
-_RANGES: tuple[tuple[str, int | None], ...] = (("f1", None), ("f2", None), ("h1", HOUR), ("h2", HOUR), ("d", DAY))
-
-
-def _floor(dt: datetime, seconds: int) -> datetime:
-    return bucket_start(dt, seconds)
-
-
-def _ceil(dt: datetime, seconds: int) -> datetime:
-    floor = bucket_start(dt, seconds)
-    return floor if floor == as_utc(dt) else datetime.fromtimestamp(floor.timestamp() + seconds, tz=UTC)
-
-
-def rollup_ranges(start: datetime, end: datetime) -> dict[str, tuple[datetime, datetime]]:
-    """[start, end) as fine buckets [start, h1) and [h2, end), hours [h1, d1) and [d2, h2), days [d1, d2) with
-    h1/d1 the first hour/day boundary at or after start and h2/d2 the last at or before end (an empty range
-    is left out). Every fine bucket whose start lies in [start, end) is counted exactly once."""
-    start, end = as_utc(start), as_utc(end)
-    h1, h2 = _ceil(start, HOUR), _floor(end, HOUR)
-    if h1 >= h2:
-        return {"f1": (start, end)}
-    d1, d2 = _ceil(h1, DAY), _floor(h2, DAY)
-    if d1 >= d2:
-        ranges = {"f1": (start, h1), "f2": (h2, end), "h1": (h1, h2)}
-    else:
-        ranges = {"f1": (start, h1), "f2": (h2, end), "h1": (h1, d1), "h2": (d2, h2), "d": (d1, d2)}
-    return {k: v for k, v in ranges.items() if v[0] < v[1]}  # fewer, smaller statements for aligned windows
-
-
 def range_params(scope: Scope, ranges: dict[str, tuple[datetime, datetime]]) -> dict[str, Any]:
-    """Bound parameters of ``_range_where`` for one scope and the ranges of ``rollup_ranges``."""
+    """Bound parameters of ``rollups.range_where`` for one scope and the ranges of ``rollup_ranges``."""
     return {"model": scope.model, "version": scope.version, "cv": scope.calibrator_version,
             **{f"{k}_{e}": v[i] for k, v in ranges.items() for i, e in enumerate(("lo", "hi"))}}
-
-
-def _range_where(table: Any, all_calibrators: bool, name: str, span: int | None) -> list[Any]:
-    """One scope and bucket range ``name`` (bound parameters ``{name}_lo``/``{name}_hi``) of a Core table."""
-    c = table.c
-    cond = [c.model == bindparam("model"), c.version == bindparam("version"),
-            c.bucket >= bindparam(f"{name}_lo"), c.bucket < bindparam(f"{name}_hi")]
-    if span is not None:
-        cond.append(c.span == span)
-    return cond if all_calibrators else [*cond, c.calibrator_version == bindparam("cv")]
-
-
-def _sources(table: Any, columns: tuple[str, ...], all_calibrators: bool, names: tuple[str, ...]) -> list[Any]:
-    """One SELECT of ``columns`` per range in ``names``: the fine table or its roll-up at the range's span."""
-    out = []
-    for name, span in _RANGES:
-        if name in names:
-            src = cast(Table, (table if span is None else ROLLUPS[table]).__table__)
-            out.append(select(*[src.c[c] for c in columns]).where(*_range_where(src, all_calibrators, name, span)))
-    return out
-
-
-def _union(sources: list[Any]) -> Any:
-    """The sources as one subquery (a single SELECT stays a plain one)."""
-    stmt: Any = sources[0] if len(sources) == 1 else union_all(*sources)
-    return stmt.subquery()
 
 
 @lru_cache(maxsize=16)
@@ -315,7 +217,7 @@ def _window_sums(all_calibrators: bool, names: tuple[str, ...]) -> Any:
     zero_f: Any = literal(0.0, Float)
     parts = []
     for tag, table, keys, sums in _PARTS:
-        rows = _union(_sources(table, (*keys, *sums), all_calibrators, names))
+        rows = union(sources(table, (*keys, *sums), all_calibrators, names))
         group = [rows.c[k] for k in keys]
         cols = [*group, *[zero_i] * (2 - len(keys)), *[func.sum(rows.c[c]) for c in sums], *[zero_f] * (3 - len(sums))]
         parts.append(select(literal_column(str(tag)), *cols).group_by(*group))
@@ -399,8 +301,8 @@ def read_windows(session: Session, scope: Scope, edges: list[datetime]) -> Windo
 @lru_cache(maxsize=16)
 def _fingerprint(all_calibrators: bool, names: tuple[str, ...]) -> Any:
     """Σ labelled, Σ predicted and the number of state rows read, over the roll-up ranges ``names``."""
-    labelled = _union(_sources(CalibrationTotals, ("count",), all_calibrators, names))
-    predicted = _union(_sources(PredictionCount, ("count",), all_calibrators, names))
+    labelled = union(sources(CalibrationTotals, ("count",), all_calibrators, names))
+    predicted = union(sources(PredictionCount, ("count",), all_calibrators, names))
     return select(
         select(func.coalesce(func.sum(labelled.c.count), 0.0)).scalar_subquery(),
         select(func.coalesce(func.sum(predicted.c.count), 0.0)).scalar_subquery(),

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from service.calibration import metrics, streaming
 from service.db.migrate import downgrade, upgrade
-from service.db.stats import BucketStats, add_bucket_stats, bucket_start, read_window, rollup_ranges
+from service.db.rollups import rollup_ranges
+from service.db.stats import BucketStats, add_bucket_stats, bucket_start, read_window
 from service.db.tables import CalibrationBin, CalibrationClassBin, CalibrationTotals, CalibrationTotalsRollup
 from tests.monitoring.stored import store_predictions, synthetic_probs
 
