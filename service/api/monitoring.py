@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
 from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
+from service.handlers.label_shift import label_shift_report
 
 router = APIRouter(tags=["monitoring"])
 
@@ -38,3 +39,13 @@ async def metrics(services: ServicesDep) -> Response:
     services.metrics.log_queue_depth.set(services.writer.depth())
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)
+
+
+@router.get("/v1/models/{model}/versions/{version}/label_shift")
+async def label_shift(
+    model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
+    end: str | None = None, calibrator: str | None = None,
+) -> Response:
+    """EM estimate of the class prior of recent unlabelled predictions vs the reference prior, with CI and alarm."""
+    return JSONBytes(await run_in_threadpool(label_shift_report, services, model, version, window=window,
+                                             start=start, end=end, calibrator=calibrator))

@@ -12,7 +12,7 @@ from service.db.tables import Feedback, Prediction
 
 
 def served_probabilities(
-    session: Session, *, model: str, version: int, calibrator_version: int, start: datetime, end: datetime,
+    *, session: Session, model: str, version: int, calibrator_version: int, start: datetime, end: datetime,
     limit: int, unlabelled_only: bool = True, newest_first: bool = True,
 ) -> np.ndarray:
     """(m ≤ limit, K) float64 calibrated probabilities served by one calibrator in [start, end), newest (or

@@ -21,6 +21,9 @@ from service.db.unlabelled import served_probabilities
 MIN_ROWS = 100  # fewer unlabelled rows than this give no verdict
 ALPHA = 0.10  # the prior CI is the 90% bootstrap interval
 TEST_ALPHA = 0.05  # the alarm: a one-sided 5% bootstrap test
+# EM creeps towards 0 for an absent class: estimate and resamples stop at the same tolerance, so the point
+# is comparable with its interval
+BOOT_TOL, BOOT_ITER = 1e-8, 2_000
 
 
 def reference_prior(reference_probs: np.ndarray) -> np.ndarray:
@@ -39,8 +42,9 @@ def label_shift_report(
     if m < min_rows:
         return {**base, "state": "insufficient_predictions", "prior": None, "prior_ci": None, "tv": None,
                 "tv_noise": None, "reason": f"{m} unlabelled predictions, {min_rows} needed for an estimate"}
-    est = label_shift.em_prior(recent_probs, prior)
-    boots = label_shift.bootstrap_priors(recent_probs, prior, n_boot=n_boot, seed=seed)
+    est = label_shift.em_prior(recent_probs, prior, tol=BOOT_TOL, max_iter=BOOT_ITER)  # as the resamples
+    boots = label_shift.bootstrap_priors(recent_probs, prior, n_boot=n_boot, seed=seed, tol=BOOT_TOL,
+                                         max_iter=BOOT_ITER)
     lo, hi = np.quantile(boots, [ALPHA / 2, 1 - ALPHA / 2], axis=0)
     tv = float(label_shift.total_variation(est.prior, prior))
     noise = float(np.quantile(label_shift.total_variation(boots, est.prior), 1 - TEST_ALPHA))
@@ -62,13 +66,13 @@ def scope_label_shift(
         return {"state": "no_reference", "reason": "label shift is judged per calibrator, from its activation",
                 "n": 0}
     cv = scope.calibrator_version
-    reference = served_probabilities(session, model=scope.model, version=scope.version, calibrator_version=cv,
+    reference = served_probabilities(session=session, model=scope.model, version=scope.version, calibrator_version=cv,
                                      start=activated_at, end=end, limit=rows, unlabelled_only=False,
                                      newest_first=False)
     if reference.shape[0] < MIN_ROWS:
         return {"state": "no_reference", "n": 0, "reason": f"{reference.shape[0]} predictions since activation, "
                                                            f"{MIN_ROWS} needed for a reference prior"}
-    recent = served_probabilities(session, model=scope.model, version=scope.version, calibrator_version=cv,
+    recent = served_probabilities(session=session, model=scope.model, version=scope.version, calibrator_version=cv,
                                   start=start, end=end, limit=rows)
     if recent.shape[0] == 0:
         recent = np.zeros((0, reference.shape[1]))

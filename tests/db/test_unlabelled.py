@@ -25,16 +25,16 @@ def test_served_probabilities_leave_out_labelled_rows_and_keep_order(database_ur
         conn.execute(insert(Feedback), [{"prediction_id": ids[i], "label": 0, "received_at": t0} for i in labelled])
     keep = [i for i in range(40) if i not in labelled]
     with Session(engine) as session:
-        newest = served_probabilities(session, model="digits", version=1, calibrator_version=1, start=t0,
+        newest = served_probabilities(session=session, model="digits", version=1, calibrator_version=1, start=t0,
                                       end=t0 + timedelta(hours=1), limit=10)
         np.testing.assert_array_equal(newest, probs[keep[::-1][:10]].astype(np.float64))
-        oldest = served_probabilities(session, model="digits", version=1, calibrator_version=1, start=t0,
+        oldest = served_probabilities(session=session, model="digits", version=1, calibrator_version=1, start=t0,
                                       end=t0 + timedelta(seconds=20), limit=100, newest_first=False)
         np.testing.assert_array_equal(oldest, probs[[i for i in keep if i < 20]].astype(np.float64))
-        everything = served_probabilities(session, model="digits", version=1, calibrator_version=1, start=t0,
+        everything = served_probabilities(session=session, model="digits", version=1, calibrator_version=1, start=t0,
                                           end=t0 + timedelta(hours=1), limit=100, unlabelled_only=False)
         assert everything.shape == (40, 10)
-        empty = served_probabilities(session, model="digits", version=2, calibrator_version=1, start=t0,
+        empty = served_probabilities(session=session, model="digits", version=2, calibrator_version=1, start=t0,
                                      end=t0 + timedelta(hours=1), limit=10)
         assert empty.shape == (0, 0)
     engine.dispose()
