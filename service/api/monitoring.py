@@ -19,9 +19,11 @@ async def calibration(
     model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
     end: str | None = None, calibrator: str | None = None, bins: int | None = None, step: str | None = None,
     rule: str | None = None, reference: str | None = None, reference_windows: int | None = None,
+    view: str | None = None,
 ) -> Response:
-    """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts)."""
-    params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows)
+    """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts);
+    ``view=classwise`` adds one reliability diagram per class."""
+    params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows, view)
     return JSONBytes(await run_in_threadpool(calibration_report, services, model, version, params))
 
 

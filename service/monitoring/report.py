@@ -31,6 +31,7 @@ class WindowQuery:
     reference_source: str = "auto"
     class_bins: int = 15  # the class-wise table is stored at the service's ``ece_bins``
     cs_alpha: float = 0.05  # the anytime-valid rule's false-alarm probability over the calibrator's life
+    classwise_view: bool = False  # add the per-class reliability diagrams (``view=classwise``)
 
 
 def num(x: float | None) -> float | None:
@@ -114,8 +115,29 @@ def window_report(
         mean_confidence=num(fine.mean_confidence), confidence_accuracy_gap=num(fine.mean_confidence - fine.accuracy),
         reliability=reliability_rows(fine.reliability_bins(q.n_bins)),
     )
+    if q.classwise_view:
+        out["classwise_reliability"] = classwise_reliability(cls)
     out.update(judge(q, state, ece_value, lo, reference, n_boot))
     out["drift_checks"]["cs"] = sequential_check(session, q, end, reference)
+    return out
+
+
+def classwise_reliability(cls: streaming.ClasswiseStats) -> list[dict[str, Any]]:
+    """Per class k, the reliability diagram of q_k (the predicted probability of class k, not just the top
+    label's): per equal-width bin, count, mean q_k and the frequency of y = k (Kull et al. 2019, classwise
+    calibration). Bins are the stored ``ece_bins``."""
+    n_bins = cls.count.shape[1]
+    out = []
+    for k in range(cls.count.shape[0]):
+        bins = []
+        for m in range(n_bins):
+            count = float(cls.count[k, m])
+            bins.append({"bin": m, "lo": m / n_bins, "hi": (m + 1) / n_bins, "count": int(count),
+                         "probability": num(cls.prob_sum[k, m] / count) if count else None,
+                         "frequency": num(cls.label_sum[k, m] / count) if count else None})
+        n = float(cls.count[k].sum())
+        gap = float(np.abs(cls.label_sum[k] - cls.prob_sum[k]).sum()) / n if n else None
+        out.append({"class_index": k, "ece": num(gap), "bins": bins})
     return out
 
 
