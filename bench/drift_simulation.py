@@ -19,7 +19,7 @@ K = 6 windows of W labels after activation; then after every S labels the last W
   naive τ     ECE > τ on the window, no sample-size awareness
 Every rule calls the same functions the service uses (service.monitoring.{reference,drift,shift}).
 
-Then (bench/drift_per_day.py) the question that matters under continuous monitoring: false alarms per DAY
+Then (bench/_drift_per_day.py) the question that matters under continuous monitoring: false alarms per DAY
 at a realistic label rate (window rules once a minute over the last hour; the confidence sequence after
 every label), and labels to detection of the anytime-valid confidence sequence (cs) and predictions to
 detection of the label-shift check (EM prior, no labels).
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
 def per_day(world: World, args: argparse.Namespace, results: dict[str, dict[str, list[float]]],
             regimes: tuple[str, ...], rng: np.random.Generator) -> None:
     """The per-day false-alarm table (old rules vs the confidence sequence) and the new rules' delays."""
-    from bench import drift_per_day as pd
+    from bench import _drift_per_day as pd
 
     fa = pd.false_alarm_days(world, args.fa_days, args.labels_per_day, rng)
     life = pd.cs_lifetime(world, args.runs, args.cs_days, args.labels_per_day, rng)

@@ -1,4 +1,4 @@
-"""False alarms per DAY of continuous checking, and labels to detection, for the fixed-window rules and the
+"""(Part of drift_simulation, not a bench of its own.) False alarms per DAY of continuous checking, and labels to detection, for the fixed-window rules and the
 anytime-valid confidence sequence (issue 16). Called by ``python -m bench.drift_simulation``.
 
 Time-based, as the service runs: labels arrive at ``labels_per_day`` (Poisson times), the reference is the
