@@ -1,5 +1,5 @@
-"""(Part of drift_simulation, not a bench of its own.) False alarms per DAY of continuous checking, and labels to detection, for the fixed-window rules and the
-anytime-valid confidence sequence (issue 16). Called by ``python -m bench.drift_simulation``.
+"""Part of ``bench.drift_simulation`` (not a bench of its own): false alarms per DAY of continuous checking,
+and labels to detection, for the fixed-window rules and the anytime-valid confidence sequence (issue 16).
 
 Time-based, as the service runs: labels arrive at ``labels_per_day`` (Poisson times), the reference is the
 first K = 6 one-hour windows after activation, and from then on the window rules judge the last hour once a
