@@ -18,8 +18,8 @@ import numpy as np
 import uuid_utils
 
 from service.calibration.base import softmax
-from service.db.writer import PredictionBlock, PredictionWriter
-from service.errors import InvalidInput, ServiceError
+from service.db.writer import PredictionBlock, PredictionWriter, SpoolFull
+from service.errors import InvalidInput, PayloadTooLarge, PredictionLogFull, ServiceError
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.loaded import ActiveCalibration, LoadedVersion
 from service.repository.registry import Registry
@@ -90,8 +90,11 @@ def validate_rows(rows: np.ndarray, loaded: LoadedVersion) -> np.ndarray:
 
 
 class Predictor:
-    def __init__(self, *, registry: Registry, writer: PredictionWriter, metrics: ServiceMetrics) -> None:
+    def __init__(self, *, registry: Registry, writer: PredictionWriter, metrics: ServiceMetrics,
+                 max_batch_rows: int = 10_000, request_metrics: bool = True) -> None:
         self.registry = registry
+        self.max_batch_rows = max_batch_rows
+        self.request_metrics = request_metrics  # off only to measure what the metrics cost (bench serving)
         self.writer = writer
         self.metrics = metrics
         # label children resolved once per (endpoint, model, version[, calibrator]): ``.labels()`` costs
@@ -114,14 +117,20 @@ class Predictor:
         except Exception:
             self._count(codec.endpoint, model, loaded, 500)
             raise
-        self._child("latency", codec.endpoint, model, str(loaded.version)).observe(time.perf_counter() - started)
-        self._child("requests", codec.endpoint, model, str(loaded.version), "200").inc()
+        if self.request_metrics:
+            version = str(loaded.version)
+            self._child("latency", codec.endpoint, model, version).observe(time.perf_counter() - started)
+            self._child("requests", codec.endpoint, model, version, "200").inc()
         return rendered
 
     async def run(self, loaded: LoadedVersion, rows: np.ndarray, tags: dict[str, Any] | None) -> PredictionBatch:
         """Score, calibrate and log validated rows; the calibrator is read once for the whole request."""
         serving = loaded.serving
         assert serving is not None  # resolve() guarantees it
+        n, k = len(rows), len(loaded.card.classes)
+        if n > self.max_batch_rows or not self.writer.fits(n, 8 * k + 64):  # refused before it is served
+            raise PayloadTooLarge(f"a request holds at most {self.max_batch_rows} rows (and what the "
+                                  f"prediction log can keep); got {n}")
         if getattr(loaded.classifier, "batching", False):  # batches form only across threads
             logits = await anyio.to_thread.run_sync(loaded.classifier.scores, rows)
         else:  # a small model runs faster inline than the ~100 µs a thread hop costs
@@ -130,11 +139,15 @@ class Predictor:
         class_index = probs.argmax(axis=1)
         confidence = probs[np.arange(len(probs)), class_index]
         ids = [str(uuid_utils.uuid7()) for _ in range(len(logits))]
-        self.writer.submit(PredictionBlock(
-            loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids, logits.astype("<f4"),
-            probs.astype("<f4"), confidence, class_index, tags,
-        ))
-        self._child("predictions", loaded.name, str(loaded.version), str(serving.calibrator_version)).inc(len(ids))
+        try:  # durable in the local spool before any id leaves this process
+            self.writer.submit(PredictionBlock(
+                loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids,
+                logits.astype("<f4"), probs.astype("<f4"), confidence, class_index, tags,
+            ))
+        except SpoolFull as exc:
+            raise PredictionLogFull(str(exc)) from None
+        if self.request_metrics:
+            self._child("predictions", loaded.name, str(loaded.version), str(serving.calibrator_version)).inc(len(ids))
         return PredictionBatch(loaded, serving, logits, probs, class_index, confidence, ids)
 
     def _count(self, endpoint: str, model: str, loaded: LoadedVersion | None, status: int) -> None:
