@@ -11,6 +11,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# the local CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
+	# confseq (dev reference) pins pybind11~=2.6, which does not build on Python 3.11: build it against a
+	# current pybind11 without isolation (needs libboost-dev, scripts/install-system-packages.sh)
+	test -e /usr/include/boost/version.hpp || ./scripts/install-system-packages.sh
+	$(BIN)/pip install --quiet scikit-build cmake 'pybind11>=2.10'
+	$(BIN)/pip install --quiet --no-build-isolation confseq==0.0.11
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     drift_reference_windows: int = Field(default=6, ge=1, le=50, description="Reference windows after activation.")
     monitor_interval_seconds: float = 15.0
     default_window: str = "1h"
+    # anytime-valid gap alarm (calibration.sequential): false-alarm probability over a calibrator's life
+    drift_cs_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    # label shift (monitoring.label_shift): EM prior over this many recent unlabelled predictions
+    label_shift_rows: int = Field(default=2000, ge=100, le=20_000)
+    label_shift_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
 
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0

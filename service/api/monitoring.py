@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
 from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
+from service.handlers.label_shift import label_shift_report
 
 router = APIRouter(tags=["monitoring"])
 
@@ -18,9 +19,11 @@ async def calibration(
     model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
     end: str | None = None, calibrator: str | None = None, bins: int | None = None, step: str | None = None,
     rule: str | None = None, reference: str | None = None, reference_windows: int | None = None,
+    view: str | None = None,
 ) -> Response:
-    """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts)."""
-    params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows)
+    """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts);
+    ``view=classwise`` adds one reliability diagram per class."""
+    params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows, view)
     return JSONBytes(await run_in_threadpool(calibration_report, services, model, version, params))
 
 
@@ -39,3 +42,13 @@ async def metrics(services: ServicesDep) -> Response:
     services.metrics.log_spool_bytes.set(services.writer.spool_bytes())
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)
+
+
+@router.get("/v1/models/{model}/versions/{version}/label_shift")
+async def label_shift(
+    model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
+    end: str | None = None, calibrator: str | None = None,
+) -> Response:
+    """EM estimate of the class prior of recent unlabelled predictions vs the reference prior, with CI and alarm."""
+    return JSONBytes(await run_in_threadpool(label_shift_report, services, model, version, window=window,
+                                             start=start, end=end, calibrator=calibrator))

@@ -5,6 +5,10 @@ late lands in the window where the prediction was made. Four additive tables per
 ``calibration_stats`` (labelled, per fine confidence bin), ``calibration_class_stats``,
 ``calibration_totals`` and — for label-free monitoring — ``prediction_confidence_stats`` (ALL served
 predictions per fine confidence bin, written by the prediction-log writer next to ``prediction_counts``).
+
+Roll-ups (migration 0004, ``service.db.rollups``): each table has a ``…_rollup`` twin holding hour and day
+sums, written by the same additive upsert in the same transaction, so any window is read from O(log) levels
+and equals the fine-bucket answer exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -34,6 +38,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.calibration.streaming import confidence_histogram
+from service.db.rollups import (
+    KEY,
+    ROLLUP_KEY,
+    ROLLUP_SPANS,
+    ROLLUPS,
+    as_utc,
+    bucket_start,
+    quantized,
+    rolled_up,
+    rollup_ranges,
+    sources,
+    union,
+)
 from service.db.tables import (
     CalibrationBin,
     CalibrationClassBin,
@@ -42,7 +59,7 @@ from service.db.tables import (
     PredictionCount,
 )
 
-KEY = ("model", "version", "calibrator_version", "bucket")
+__all__ = ["KEY", "as_utc", "bucket_start", "rollup_ranges"]  # re-exported: callers import them from here
 
 
 @lru_cache(maxsize=32)
@@ -58,22 +75,23 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
              sums: tuple[str, ...]) -> None:
     """Additive upsert ``INSERT … ON CONFLICT DO UPDATE SET s = s + excluded.s``: how O(bins) state merges
     (addition is associative, so writers and replicas never read-modify-write). Rows are sorted by key so
-    concurrent transactions lock rows in the same order (no deadlocks on PostgreSQL)."""
+    concurrent transactions lock rows in the same order (no deadlocks on PostgreSQL). For a per-bucket table
+    the values are put on their 2^-b grid and its hour and day roll-ups get the same sums in the same
+    transaction (``service.db.rollups``)."""
     if not rows:
         return
-    rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
     bind = conn.get_bind() if isinstance(conn, Session) else conn
+    rollup = ROLLUPS.get(model)
+    if rollup is not None:
+        rows = quantized(rows, sums)
+    rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
     conn.execute(_upsert(cast(Table, model.__table__), bind.dialect.name, keys, sums), rows)
-
-
-def as_utc(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def bucket_start(dt: datetime, seconds: int) -> datetime:
-    ts = as_utc(dt).timestamp()
-    return datetime.fromtimestamp(ts - ts % seconds, tz=UTC)
+    if rollup is None:
+        return
+    rollup_keys = (*ROLLUP_KEY, *keys[len(KEY):])
+    for span in ROLLUP_SPANS:
+        summed = sorted(rolled_up(rows, keys, sums, span), key=lambda r: tuple(r[k] for k in rollup_keys))
+        conn.execute(_upsert(cast(Table, rollup.__table__), bind.dialect.name, rollup_keys, sums), summed)
 
 
 def add_prediction_counts(conn: Connection, rows: Iterable[dict[str, Any]], bucket_seconds: int) -> None:
@@ -166,34 +184,48 @@ def serial_plan(session: Session) -> None:
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
-@lru_cache(maxsize=2)
-def _window_sums(all_calibrators: bool) -> Any:
-    """The five sums of a window as one UNION ALL (a tag, two keys, three sums per row): one round trip."""
-    fb, cb, tt = CalibrationBin, CalibrationClassBin, CalibrationTotals
-    pc, cf = PredictionCount, PredictionConfidenceBin
+# the five sums of a window, as (tag, table, group keys, summed columns): tag 0 fine bins, 1 class-wise bins,
+# 2 totals, 3 predictions served, 4 the confidence histogram of all predictions
+_PARTS: tuple[tuple[int, Any, tuple[str, ...], tuple[str, ...]], ...] = (
+    (0, CalibrationBin, ("bin",), ("count", "confidence_sum", "correct_sum")),
+    (1, CalibrationClassBin, ("class_index", "bin"), ("count", "prob_sum", "label_sum")),
+    (2, CalibrationTotals, (), ("count", "nll_sum", "brier_sum")),
+    (3, PredictionCount, (), ("count",)),
+    (4, PredictionConfidenceBin, ("bin",), ("count", "confidence_sum")),
+)
+def range_params(scope: Scope, ranges: dict[str, tuple[datetime, datetime]]) -> dict[str, Any]:
+    """Bound parameters of ``rollups.range_where`` for one scope and the ranges of ``rollup_ranges``."""
+    return {"model": scope.model, "version": scope.version, "cv": scope.calibrator_version,
+            **{f"{k}_{e}": v[i] for k, v in ranges.items() for i, e in enumerate(("lo", "hi"))}}
+
+
+@lru_cache(maxsize=16)
+def _window_sums(all_calibrators: bool, names: tuple[str, ...]) -> Any:
+    """The five sums of a window as one UNION ALL (a tag, two keys, three sums per row): one round trip.
+    Each table is read over the ranges ``names`` of ``rollup_ranges`` (fine, hour and day rows)."""
     zero_i: Any = literal_column("0")
     zero_f: Any = literal(0.0, Float)
-
-    def part(tag: int, table: Any, keys: list[Any], sums: list[Any]) -> Any:
-        cols = [*keys, *[zero_i] * (2 - len(keys)), *[func.sum(c) for c in sums], *[zero_f] * (3 - len(sums))]
-        return select(literal_column(str(tag)), *cols).where(*bound_where(table, all_calibrators)).group_by(*keys)
-
-    return union_all(
-        part(0, fb, [fb.bin], [fb.count, fb.confidence_sum, fb.correct_sum]),
-        part(1, cb, [cb.class_index, cb.bin], [cb.count, cb.prob_sum, cb.label_sum]),
-        part(2, tt, [], [tt.count, tt.nll_sum, tt.brier_sum]),
-        part(3, pc, [], [pc.count]),
-        part(4, cf, [cf.bin], [cf.count, cf.confidence_sum]),
-    )
+    parts = []
+    for tag, table, keys, sums in _PARTS:
+        rows = union(sources(table, (*keys, *sums), all_calibrators, names))
+        group = [rows.c[k] for k in keys]
+        cols = [*group, *[zero_i] * (2 - len(keys)), *[func.sum(rows.c[c]) for c in sums], *[zero_f] * (3 - len(sums))]
+        parts.append(select(literal_column(str(tag)), *cols).group_by(*group))
+    return union_all(*parts)
 
 
 def read_window(
-    session: Session, *, model: str, version: int, calibrator_version: int | None, start: datetime, end: datetime
+    session: Session, *, model: str, version: int, calibrator_version: int | None, start: datetime, end: datetime,
+    rollups: bool = True,
 ) -> WindowRows:
-    """Sum the buckets in [start, end): cost is buckets × bins, independent of how many rows are stored."""
+    """Sum the buckets in [start, end): from the hour and day roll-ups where whole hours and days fit (at most
+    ~2×59 fine + 2×23 hour + one row per day, per bin), else the fine buckets (``rollups=False``: fine only,
+    buckets × bins). Both give the same sums exactly (module docstring)."""
     scope = Scope(model, version, calibrator_version)
     serial_plan(session)
-    rows = session.execute(_window_sums(calibrator_version is None), scope.params(start, end)).all()
+    ranges = rollup_ranges(start, end) if rollups else {"f1": (start, end)}
+    stmt = _window_sums(scope.calibrator_version is None, tuple(ranges))
+    rows = session.execute(stmt, range_params(scope, ranges)).all()
     fine: list[Any] = []
     classes: list[Any] = []
     confidence: list[Any] = []
@@ -256,19 +288,23 @@ def read_windows(session: Session, scope: Scope, edges: list[datetime]) -> Windo
     )
 
 
-@lru_cache(maxsize=2)
-def _fingerprint(all_calibrators: bool) -> Any:
-    tt, pc = CalibrationTotals, PredictionCount
+@lru_cache(maxsize=16)
+def _fingerprint(all_calibrators: bool, names: tuple[str, ...]) -> Any:
+    """Σ labelled, Σ predicted and the number of state rows read, over the roll-up ranges ``names``."""
+    labelled = union(sources(CalibrationTotals, ("count",), all_calibrators, names))
+    predicted = union(sources(PredictionCount, ("count",), all_calibrators, names))
     return select(
-        select(func.coalesce(func.sum(tt.count), 0.0)).where(*bound_where(tt, all_calibrators)).scalar_subquery(),
-        select(func.coalesce(func.sum(pc.count), 0.0)).where(*bound_where(pc, all_calibrators)).scalar_subquery(),
-        select(func.count()).select_from(tt).where(*bound_where(tt, all_calibrators)).scalar_subquery(),
+        select(func.coalesce(func.sum(labelled.c.count), 0.0)).scalar_subquery(),
+        select(func.coalesce(func.sum(predicted.c.count), 0.0)).scalar_subquery(),
+        select(func.count()).select_from(labelled).scalar_subquery(),
     )
 
 
 def totals_fingerprint(session: Session, scope: Scope, start: datetime, end: datetime) -> tuple[float, float, int]:
-    """(Σ labelled, Σ predicted, labelled buckets) in [start, end): one row per bucket, one round trip."""
+    """(Σ labelled, Σ predicted, state rows) in [start, end), read from the roll-ups: one round trip. Any new
+    label or prediction in the range changes one of the sums."""
     serial_plan(session)
-    stmt = _fingerprint(scope.calibrator_version is None)
-    labelled, predicted, buckets = session.execute(stmt, scope.params(start, end)).one()
-    return float(labelled), float(predicted), int(buckets)
+    ranges = rollup_ranges(start, end)
+    stmt = _fingerprint(scope.calibrator_version is None, tuple(ranges))
+    labelled, predicted, rows = session.execute(stmt, range_params(scope, ranges)).one()
+    return float(labelled), float(predicted), int(rows)

@@ -175,3 +175,51 @@ class PredictionConfidenceBin(BucketKey, Base):
     bin: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[float] = mapped_column(Float)
     confidence_sum: Mapped[float] = mapped_column(Float)
+
+
+class RollupKey:
+    """The key of the hour/day roll-ups (migration 0004): the bucket key plus ``span``, the roll-up width in
+    seconds (3600 or 86400). A roll-up row is the sum of the fine buckets whose start lies in
+    [bucket, bucket + span); it is written by the same additive upsert, in the same transaction."""
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True, sort_order=-5)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-4)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-3)
+    span: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-2)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, sort_order=-1)
+
+
+class CalibrationBinRollup(RollupKey, Base):
+    __tablename__ = "calibration_stats_rollup"
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    confidence_sum: Mapped[float] = mapped_column(Float)
+    correct_sum: Mapped[float] = mapped_column(Float)
+
+
+class CalibrationClassBinRollup(RollupKey, Base):
+    __tablename__ = "calibration_class_stats_rollup"
+    class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    prob_sum: Mapped[float] = mapped_column(Float)
+    label_sum: Mapped[float] = mapped_column(Float)
+
+
+class CalibrationTotalsRollup(RollupKey, Base):
+    __tablename__ = "calibration_totals_rollup"
+    count: Mapped[float] = mapped_column(Float)
+    nll_sum: Mapped[float] = mapped_column(Float)
+    brier_sum: Mapped[float] = mapped_column(Float)
+
+
+class PredictionCountRollup(RollupKey, Base):
+    __tablename__ = "prediction_counts_rollup"
+    count: Mapped[float] = mapped_column(Float)
+
+
+class PredictionConfidenceBinRollup(RollupKey, Base):
+    __tablename__ = "prediction_confidence_stats_rollup"
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    confidence_sum: Mapped[float] = mapped_column(Float)

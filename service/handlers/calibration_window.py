@@ -15,6 +15,7 @@ from service.monitoring.series import series_report
 from service.monitoring.windows import parse_bins, parse_choice, parse_step, resolve_window, split_window
 
 MAX_REFERENCE_WINDOWS = 50
+VIEWS = ("summary", "classwise")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class CalibrationParams:
     rule: str | None = None
     reference: str | None = None
     reference_windows: int | None = None
+    view: str | None = None
 
 
 def resolve_version(services: Services, model: str, version: str) -> tuple[int, int]:
@@ -61,7 +63,8 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
         raise InvalidInput(f"reference_windows must be between 1 and {MAX_REFERENCE_WINDOWS}; got {k}")
     q = WindowQuery(Scope(model, v, cv), n_classes, parse_bins(p.bins, s.ece_bins), s.drift_min_labels,
                     s.drift_tolerance, parse_choice(p.rule or s.drift_rule, "rule", RULES),
-                    parse_choice(p.reference, "reference", SOURCES), class_bins=s.ece_bins)
+                    parse_choice(p.reference, "reference", SOURCES), class_bins=s.ece_bins,
+                    cs_alpha=s.drift_cs_alpha, classwise_view=parse_choice(p.view, "view", VIEWS) == "classwise")
     now = datetime.now(UTC)
     begin, stop = resolve_window(p.window, p.start, p.end, default=s.default_window, now=now)
     edges = split_window(begin, stop, parse_step(p.step, s.bucket_seconds)) if p.step else None

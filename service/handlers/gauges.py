@@ -1,4 +1,5 @@
-"""Refresh the window gauges (ECE, coverage, drift, confidence shift) for every served version.
+"""Refresh the window gauges (ECE, coverage, drift, confidence shift, the anytime-valid gap alarm, the
+label-shift estimate) for every served version.
 
 Every replica computes the same numbers from the shared database, so ``mostrecent`` gauges agree across
 workers and ``max by`` in PromQL de-duplicates replicas.
@@ -7,11 +8,13 @@ workers and ``max by`` in PromQL de-duplicates replicas.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Gauge
 
 from service.db.stats import Scope
 from service.handlers.services import Services
+from service.monitoring.label_shift import scope_label_shift
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.reference import load_reference
 from service.monitoring.report import WindowQuery, window_report
@@ -31,7 +34,8 @@ def refresh_gauges(services: Services) -> None:
                 labels = (loaded.name, str(loaded.version), str(cv))
                 touch_bins(m, s.ece_bins, labels)
                 q = WindowQuery(Scope(loaded.name, loaded.version, cv), len(loaded.card.classes), s.ece_bins,
-                                s.drift_min_labels, s.drift_tolerance, rule=s.drift_rule, class_bins=s.ece_bins)
+                                s.drift_min_labels, s.drift_tolerance, rule=s.drift_rule, class_bins=s.ece_bins,
+                                cs_alpha=s.drift_cs_alpha)
                 reference = load_reference(session, q.scope, length=end - start, k=s.drift_reference_windows,
                                            now=now, bucket_seconds=s.bucket_seconds)
                 out = window_report(session, q, start, end, reference)  # same bootstrap as the API's verdict
@@ -42,6 +46,20 @@ def refresh_gauges(services: Services) -> None:
                 _set(m.confidence_ks, labels, out["confidence_shift"]["ks"])
                 _set(m.accuracy_gap, labels, out["accuracy_gap"]["gap"] if out["labelled"] else None)
                 m.drift.labels(*labels).set(1.0 if out["drift"]["state"] == "drifting" else 0.0)
+                m.drift_cs.labels(*labels).set(1.0 if out["drift_checks"]["cs"]["state"] == "drifting" else 0.0)
+                shift = scope_label_shift(session, q.scope, activated_at=reference.activated_at, start=start,
+                                          end=end, rows=s.label_shift_rows, tolerance=s.label_shift_tolerance)
+                set_label_shift(m, labels, shift)
+
+
+def set_label_shift(metrics: ServiceMetrics, labels: tuple[str, ...], shift: dict[str, Any]) -> None:
+    """Prior estimate per class index, TV distance and the alarm; nothing while there is no estimate."""
+    if shift.get("prior") is None:
+        return
+    for k, value in enumerate(shift["prior"]):
+        metrics.class_prior.labels(*labels, str(k)).set(value)
+    metrics.label_shift_tv.labels(*labels).set(shift["tv"])
+    metrics.label_shift.labels(*labels).set(1.0 if shift["state"] == "shifted" else 0.0)
 
 
 def touch_bins(metrics: ServiceMetrics, n_bins: int, labels: tuple[str, ...]) -> None:

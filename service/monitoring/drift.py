@@ -10,6 +10,9 @@ Two rules, selectable per query (``rule=ci|sigma``), both gated on ``n_min`` lab
 And the calibration-in-the-large check: the gap between expected accuracy (mean calibrated confidence)
 and realised accuracy, as a z-score against the reference gap (anchors.md §D.7: that gap *is*
 calibration drift in accuracy units).
+
+``cs``: the anytime-valid version of that check — a confidence sequence for the gap over every label since
+activation (``calibration.sequential``), whose false-alarm probability holds under continuous checking.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from service.calibration import sequential
 
 MIN_REFERENCE_WINDOWS = 3  # σ from fewer windows is itself noise (NannyML warns below 6)
 # The CI rule compares one-sided 95% bounds: the window's 5% bootstrap quantile against the reference's 95%
@@ -145,3 +150,22 @@ def gap_rule(
     sign = ">" if state == "drifting" else "≤"
     return Verdict(state, f"gap {gap:+.4f} vs reference {ref_gap:+.4f}: |z| = {abs(z):.1f} {sign} {z_max:g}",
                    "gap", detail)
+
+
+def sequential_rule(
+    count: np.ndarray, confidence_sum: np.ndarray, correct_sum: np.ndarray, *, alpha: float, tolerance: float,
+    center: float = 0.0, since: str = "activation",
+) -> Verdict:
+    """Anytime-valid: drifting when the confidence sequence for E[correct − confidence] over every label since
+    ``since`` misses [center − tolerance, center + tolerance] (``calibration.sequential``). Its false-alarm
+    probability is ≤ α over the calibrator's life, however often it is evaluated; no n_min is needed."""
+    seq = sequential.gap_sequence(count, confidence_sum, correct_sum, alpha=alpha, center=center,
+                                  tolerance=tolerance)
+    if seq.n == 0:
+        return Verdict("insufficient_labels", f"no labels since {since}", "cs")
+    detail = {"gap": seq.gap, "cs": [seq.lo, seq.hi], "alpha": alpha, "labelled_since": since, "n": int(seq.n),
+              "null": [center - tolerance, center + tolerance]}
+    where = f"confidence sequence [{seq.lo:+.4f}, {seq.hi:+.4f}] for accuracy − confidence over {int(seq.n)} labels"
+    if seq.alarm:
+        return Verdict("drifting", f"{where} excludes {center:+.4f} ± {tolerance:.4f}", "cs", detail)
+    return Verdict("ok", f"{where} contains a point of {center:+.4f} ± {tolerance:.4f}", "cs", detail)

@@ -106,6 +106,25 @@ class ServiceMetrics:
             "Expected accuracy (mean calibrated confidence, all predictions) minus realised accuracy.",
             gauge_labels, registry=r, multiprocess_mode="mostrecent",
         )
+        self.drift_cs = Gauge(
+            "calibserve_calibration_drift_cs",
+            "1 when the confidence sequence for accuracy − confidence since activation excludes the null.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        self.label_shift_tv = Gauge(
+            "calibserve_label_shift_tv",
+            "Total variation between the EM class prior of recent unlabelled predictions and the reference prior.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        self.label_shift = Gauge(
+            "calibserve_label_shift", "1 when the class prior has shifted beyond the tolerance, else 0.",
+            gauge_labels, registry=r, multiprocess_mode="mostrecent",
+        )
+        # class indices, not names: bounded by the model's K and never client-chosen (STYLE.md §19)
+        self.class_prior = Gauge(
+            "calibserve_class_prior_estimate", "EM estimate of the class prior of recent unlabelled predictions.",
+            [*gauge_labels, "class_index"], registry=r, multiprocess_mode="mostrecent",
+        )
         self.admin_auth_failures = Counter(
             "calibserve_admin_auth_failures_total", "Rejected admin requests.", ["reason"], registry=r
         )

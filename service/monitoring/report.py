@@ -13,7 +13,7 @@ from service.calibration import streaming
 from service.db.stats import Scope, read_window
 from service.monitoring import drift, shift
 from service.monitoring.reference import Reference
-from service.monitoring.state import WindowState, classwise_from_rows, state_from_rows
+from service.monitoring.state import WindowState, classwise_from_rows, fine_from_rows, state_from_rows
 
 RULES = ("ci", "sigma")
 
@@ -30,6 +30,8 @@ class WindowQuery:
     rule: str = "ci"
     reference_source: str = "auto"
     class_bins: int = 15  # the class-wise table is stored at the service's ``ece_bins``
+    cs_alpha: float = 0.05  # the anytime-valid rule's false-alarm probability over the calibrator's life
+    classwise_view: bool = False  # add the per-class reliability diagrams (``view=classwise``)
 
 
 def num(x: float | None) -> float | None:
@@ -71,6 +73,19 @@ def judge(
     }
 
 
+def sequential_check(session: Session, q: WindowQuery, end: datetime, reference: Reference) -> dict[str, Any]:
+    """The ``cs`` check over every label of the calibrator since its activation, up to ``end`` (one read of the
+    hour/day roll-ups, whatever the calibrator's age)."""
+    s, since = q.scope, reference.activated_at
+    if s.calibrator_version is None or since is None or since >= end:
+        return drift.Verdict("no_reference", "the confidence sequence runs per calibrator, from its activation",
+                             "cs").to_dict()
+    fine = fine_from_rows(read_window(session, model=s.model, version=s.version,
+                                      calibrator_version=s.calibrator_version, start=since, end=end))
+    return drift.sequential_rule(fine.count, fine.confidence_sum, fine.correct_sum, alpha=q.cs_alpha,
+                                 tolerance=q.tolerance, since=since.isoformat()).to_dict()
+
+
 def window_report(
     session: Session, q: WindowQuery, start: datetime, end: datetime, reference: Reference, n_boot: int = 200
 ) -> dict[str, Any]:
@@ -89,6 +104,7 @@ def window_report(
         out.update(ece=None, ece_ci=None, mce=None, adaptive_ece=None, classwise_ece=None, brier=None, nll=None,
                    accuracy=None, mean_confidence=None, confidence_accuracy_gap=None, reliability=[])
         out.update(judge(q, state, float("nan"), float("nan"), reference, n_boot))
+        out["drift_checks"]["cs"] = sequential_check(session, q, end, reference)
         return out
     ece_value, lo, hi = ece_interval(fine, q.n_bins, n_boot)
     cls = classwise_from_rows(rows, q.n_classes, q.class_bins)
@@ -99,7 +115,29 @@ def window_report(
         mean_confidence=num(fine.mean_confidence), confidence_accuracy_gap=num(fine.mean_confidence - fine.accuracy),
         reliability=reliability_rows(fine.reliability_bins(q.n_bins)),
     )
+    if q.classwise_view:
+        out["classwise_reliability"] = classwise_reliability(cls)
     out.update(judge(q, state, ece_value, lo, reference, n_boot))
+    out["drift_checks"]["cs"] = sequential_check(session, q, end, reference)
+    return out
+
+
+def classwise_reliability(cls: streaming.ClasswiseStats) -> list[dict[str, Any]]:
+    """Per class k, the reliability diagram of q_k (the predicted probability of class k, not just the top
+    label's): per equal-width bin, count, mean q_k and the frequency of y = k (Kull et al. 2019, classwise
+    calibration). Bins are the stored ``ece_bins``."""
+    n_bins = cls.count.shape[1]
+    out = []
+    for k in range(cls.count.shape[0]):
+        bins = []
+        for m in range(n_bins):
+            count = float(cls.count[k, m])
+            bins.append({"bin": m, "lo": m / n_bins, "hi": (m + 1) / n_bins, "count": int(count),
+                         "probability": num(cls.prob_sum[k, m] / count) if count else None,
+                         "frequency": num(cls.label_sum[k, m] / count) if count else None})
+        n = float(cls.count[k].sum())
+        gap = float(np.abs(cls.label_sum[k] - cls.prob_sum[k]).sum()) / n if n else None
+        out.append({"class_index": k, "ece": num(gap), "bins": bins})
     return out
 
 

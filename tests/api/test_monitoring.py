@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.factories import digits, ids_of, post_labels, predict
 
 PATH = "/v1/models/digits/versions/1/calibration"
@@ -90,3 +92,30 @@ def test_metrics_exposes_per_bin_counters_with_exact_names(client: Any) -> None:
                   if s.startswith("calibserve_calibration_bin_count_total{"))
     assert counted == 50
     assert "# TYPE calibserve_calibration_bin_count_total counter" in text
+
+
+def test_classwise_view_has_one_reliability_diagram_per_class(client: Any) -> None:
+    import numpy as np
+
+    x, y = digits()
+    body = predict(client, x[:300])
+    post_labels(client, ids_of(body), y[:300].tolist())
+    out = client.get(PATH, params={"window": "1h", "view": "classwise"}).json()
+    probs = np.array([p["probabilities"] for p in body["predictions"]], dtype=np.float32).astype(np.float64)
+    diagrams = out["classwise_reliability"]
+    assert [d["class_index"] for d in diagrams] == list(range(10))
+    for k in (0, 3, 9):
+        q = probs[:, k]
+        # right-closed equal-width bins (m/15, (m+1)/15], the first one closed at 0 — computed independently
+        m = np.clip(np.ceil(q * 15).astype(int) - 1, 0, 14)
+        for b in diagrams[k]["bins"]:
+            inside = m == b["bin"]
+            assert b["count"] == int(inside.sum())
+            if inside.any():
+                assert b["probability"] == pytest.approx(q[inside].mean(), abs=1e-6)
+                assert b["frequency"] == pytest.approx(float((y[:300][inside] == k).mean()), abs=1e-12)
+        ece_k = sum(abs((y[:300][m == j] == k).sum() - q[m == j].sum()) for j in range(15)) / 300
+        assert diagrams[k]["ece"] == pytest.approx(ece_k, abs=1e-6)
+    assert "classwise_reliability" not in client.get(PATH, params={"window": "1h"}).json()
+    bad = client.get(PATH, params={"view": "everything"})
+    assert bad.status_code == 400 and "view must be one of summary, classwise" in bad.json()["error"]

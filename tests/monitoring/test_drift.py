@@ -59,3 +59,32 @@ def test_reference_from_evaluation_reads_fit_report_and_flat_payloads() -> None:
     assert flat is not None and (flat.ece_hi, flat.accuracy) == (0.04, None)
     assert drift.reference_from_evaluation(None) is None
     assert drift.reference_from_evaluation({"after": {"nll": 0.2}}) is None
+
+
+def _fine_sums(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from service.calibration import streaming
+
+    idx = streaming.fine_bin_index(conf)
+    return (np.bincount(idx, minlength=300).astype(float), np.bincount(idx, conf, 300),
+            np.bincount(idx, correct, 300))
+
+
+def test_sequential_rule_alarms_on_overconfidence_and_not_on_calibrated_labels() -> None:
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.6, 1.0, 20_000)
+    calm = drift.sequential_rule(*_fine_sums(conf, (rng.random(conf.size) < conf).astype(float)), alpha=0.05,
+                                 tolerance=0.0)
+    assert calm.state == "ok" and calm.rule == "cs"
+    lo, hi = calm.detail["cs"]
+    assert lo < 0 < hi and calm.detail["n"] == 20_000
+    over = drift.sequential_rule(*_fine_sums(conf, (rng.random(conf.size) < conf - 0.03).astype(float)),
+                                 alpha=0.05, tolerance=0.0)
+    assert over.state == "drifting" and over.detail["cs"][1] < 0  # accuracy below confidence
+    # the same overconfidence within a tolerance of 0.05 is not drift
+    assert drift.sequential_rule(*_fine_sums(conf, (rng.random(conf.size) < conf - 0.03).astype(float)),
+                                 alpha=0.05, tolerance=0.05).state == "ok"
+
+
+def test_sequential_rule_without_labels() -> None:
+    zero = np.zeros(300)
+    assert drift.sequential_rule(zero, zero, zero, alpha=0.05, tolerance=0.0).state == "insufficient_labels"

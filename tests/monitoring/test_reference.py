@@ -112,3 +112,14 @@ def test_series_judges_each_point_against_references_of_its_own_length(client: A
     states = [p["drift"]["state"] for p in got["series"]]
     assert states[:3] == ["no_reference"] * 3
     assert states[-1] == "drifting" and states[-2] == "ok"
+
+
+def test_the_confidence_sequence_covers_every_label_since_activation(client: Any,
+                                                                    history: dict[str, datetime]) -> None:
+    calm = report(client, history["calm"])["drift_checks"]["cs"]
+    drifted = report(client, history["drifted"])["drift_checks"]["cs"]
+    # up to the calm hour's end: 7 calibrated hours since activation; then the overconfident hour joins them
+    assert calm["state"] == "ok" and calm["n"] == 7 * 300 and calm["labelled_since"] == history["activated"].isoformat()
+    assert drifted["state"] == "drifting" and drifted["n"] == 8 * 300
+    assert drifted["cs"][1] < 0 < calm["cs"][1]  # accuracy below confidence, by more than the sequence's width
+    assert report(client, history["calm"], calibrator="all")["drift_checks"]["cs"]["state"] == "no_reference"
