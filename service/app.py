@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
 from service.api.errors import install_error_handlers
+from service.api.limits import install_limits
 from service.db.engine import make_engine, make_sessionmaker
+from service.db.probe import DatabaseProbe
 from service.db.writer import PredictionWriter
 from service.handlers.feedback_ingest import FeedbackIngest
 from service.handlers.gauges import refresh_gauges
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings, metrics: ServiceMetrics | None = None) -> Services:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
     sessions = make_sessionmaker(engine)
     metrics = metrics or ServiceMetrics()
     writer = PredictionWriter(
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         thread = threading.Thread(target=_background, args=(services, stop), name="sync", daemon=True)
         thread.start()
         app.state.services = services
+        app.state.database_probe = DatabaseProbe(services.engine, interval=settings.database_probe_seconds)
         try:
             yield
         finally:
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
     app = FastAPI(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
     install_error_handlers(app)
+    install_limits(app, settings)
     for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
     return app

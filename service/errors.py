@@ -13,6 +13,23 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (``Retry-After`` for the retryable ones)."""
+        return {}
+
+
+class Retryable(ServiceError):
+    """A condition the client should retry after ``retry_after`` seconds (sent as ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class InvalidInput(ServiceError):
     status_code = 400
@@ -36,6 +53,24 @@ class CalibratorNotFound(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status_code = 413
+
+
+class RequestTimeout(ServiceError):
+    """The request body did not arrive within the body timeout (a slow or stalled client)."""
+
+    status_code = 408
+
+
+class TooManyRequests(Retryable):
+    """This client already has the configured number of requests in flight."""
+
+    status_code = 429
+
+
+class DatabaseUnavailable(Retryable):
+    """The database cannot be reached (connection refused, lost or invalidated): retry later."""
+
+    status_code = 503
 
 
 class AdminTokenMissing(ServiceError):

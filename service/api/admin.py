@@ -11,6 +11,7 @@ from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
 from service.errors import InvalidInput
 from service.handlers.refit_options import parse_options
+from service.validation import INT32_MAX, parse_int
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -32,16 +33,17 @@ async def rollback(model: str, version: str, services: ServicesDep, actor: Admin
 
 
 @router.post("/models/{model}/versions/{version}/calibrators/{calibrator_version}/activate")
-async def activate(model: str, version: str, calibrator_version: int, services: ServicesDep,
+async def activate(model: str, version: str, calibrator_version: str, services: ServicesDep,
                    actor: AdminDep) -> Response:
     """Activate a stored calibrator version (atomic; other replicas follow within the poll interval)."""
+    number = parse_int(calibrator_version, "calibrator_version", low=1)
     return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.activate(
-        model=model, version=version, calibrator_version=calibrator_version, actor=actor)))
+        model=model, version=version, calibrator_version=number, actor=actor)))
 
 
 class AliasBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32_MAX)
 
 
 @router.put("/models/{model}/aliases/{alias}")
@@ -57,7 +59,8 @@ async def put_alias(model: str, alias: str, request: Request, services: Services
 
 
 @router.get("/audit")
-async def audit_log(services: ServicesDep, limit: int = 100) -> Response:
-    """The most recent admin actions."""
-    entries = await run_in_threadpool(lambda: services.lifecycle.audit_log(limit=min(max(limit, 1), 1000)))
+async def audit_log(services: ServicesDep, limit: str = "100") -> Response:
+    """The most recent admin actions (``limit`` between 1 and 1000)."""
+    n = parse_int(limit, "limit", low=1, high=1000)
+    entries = await run_in_threadpool(lambda: services.lifecycle.audit_log(limit=n))
     return JSONBytes({"entries": entries})

@@ -16,8 +16,8 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/v1/models/{model}/versions/{version}/calibration")
 async def calibration(
     model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
-    end: str | None = None, calibrator: str | None = None, bins: int | None = None, step: str | None = None,
-    rule: str | None = None, reference: str | None = None, reference_windows: int | None = None,
+    end: str | None = None, calibrator: str | None = None, bins: str | None = None, step: str | None = None,
+    rule: str | None = None, reference: str | None = None, reference_windows: str | None = None,
 ) -> Response:
     """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts)."""
     params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows)

@@ -19,6 +19,7 @@ from service.api.http import JSONBytes, read_body
 from service.errors import InvalidInput
 from service.handlers.json_body import decode_json
 from service.handlers.services import Services
+from service.validation import check_name
 
 router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_admin)])
 
@@ -56,6 +57,7 @@ async def index(request: Request, services: ServicesDep) -> Response:
 @router.post("/models/{model}/load")
 async def load(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """(Re)load a model: new versions are loaded, unchanged ones keep serving without a gap."""
+    check_name(model)  # before it becomes a path (a 300-byte name is ENAMETOOLONG)
     params = _parameters(await _optional_object(request, services))
     if any(key.startswith("file:") for key in params):
         raise InvalidInput("file overrides are not supported: put the version directory in the repository")
@@ -75,6 +77,7 @@ async def load(model: str, request: Request, services: ServicesDep, actor: Admin
 @router.post("/models/{model}/unload")
 async def unload(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Stop serving a model (requests in flight finish on the version they resolved)."""
+    check_name(model)
     params = _parameters(await _optional_object(request, services))
     await run_in_threadpool(services.registry.unload_model, model)
     await run_in_threadpool(lambda: services.lifecycle.record(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import ServicesDep, services_of
+from service.api.deps import ServicesDep, database_probe, services_of
 from service.api.http import JSONBytes, read_body, render
 from service.errors import ModelNotReady
 from service.handlers import oip
@@ -33,13 +34,20 @@ async def live() -> Response:
 
 
 @router.get("/health/ready")
-async def ready(services: ServicesDep) -> Response:
-    """Readiness: at least one model serves, and the prediction log is not saturated."""
+async def ready(request: Request, services: ServicesDep) -> Response:
+    """Readiness: a model serves, the prediction log is not saturated, and the database answers.
+
+    The database state comes from a cached probe (at most one ``SELECT 1`` per ``database_probe_seconds``);
+    with ``ready_requires_database=false`` an unreachable database is reported but does not fail readiness
+    (for a durable prediction log that buffers through outages). See docs/reliability.md."""
     writer = services.writer
     registry = services.registry
-    ok = registry.ready() and not writer.saturated()
-    body = {"ready": ok, "prediction_log": {"queue_depth": writer.depth(), "dropped": writer.dropped,
-                                            "saturated": writer.saturated()},
+    database = await run_in_threadpool(database_probe(request).check)
+    ok = (registry.ready() and not writer.saturated()
+          and (database.reachable or not services.settings.ready_requires_database))
+    body = {"ready": ok, "database": database.describe(),
+            "prediction_log": {"queue_depth": writer.depth(), "dropped": writer.dropped,
+                               "saturated": writer.saturated()},
             "models": {name: _model_status(e) for name, e in registry.models.items()}}
     return JSONBytes(body, status_code=200 if ok else 503)
 
