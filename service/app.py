@@ -13,6 +13,7 @@ from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
 from service.api.errors import install_error_handlers
 from service.api.limits import install_limits
+from service.api.openapi import install_openapi
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.probe import DatabaseProbe
 from service.db.writer import PredictionWriter
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
     install_error_handlers(app)
     install_limits(app, settings)
+    install_openapi(app)
     for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
     return app

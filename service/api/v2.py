@@ -10,6 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from service import __version__
 from service.api.deps import ServicesDep, database_probe, services_of
 from service.api.http import JSONBytes, read_body, render
+from service.api.openapi import errors
+from service.api.schemas import Live, ModelMetadata, ModelReady, Ready, ServerMetadata
 from service.errors import ModelNotReady
 from service.handlers import oip
 from service.repository.loaded import LoadedVersion
@@ -18,22 +20,26 @@ from service.repository.registry import ModelEntry
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 
+METADATA = {200: {"model": ModelMetadata}, **errors(400, 404, 503)}
+MODEL_READY = {200: {"model": ModelReady}, **errors(404),
+               400: {"model": ModelReady, "description": "not ready (the reason in 'error'), or an invalid version"}}
 EXTENSIONS = ["calibration", "classification", "binary_tensor_data", "model_repository"]
 
 
-@router.get("")
+@router.get("", responses={200: {"model": ServerMetadata}})
 async def server_metadata() -> Response:
     """Server metadata; advertises the `calibration` extension."""
     return JSONBytes({"name": "calibserve", "version": __version__, "extensions": EXTENSIONS})
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses={200: {"model": Live}})
 async def live() -> Response:
     """Liveness: the process answers."""
     return JSONBytes({"live": True})
 
 
-@router.get("/health/ready")
+@router.get("/health/ready",
+            responses={200: {"model": Ready}, 503: {"model": Ready, "description": "not ready; the body says why"}})
 async def ready(request: Request, services: ServicesDep) -> Response:
     """Readiness: a model serves, the prediction log is not saturated, and the database answers.
 
@@ -85,16 +91,16 @@ def _metadata(loaded: LoadedVersion, entry: ModelEntry) -> dict[str, object]:
     }
 
 
-@router.get("/models/{model}")
-@router.get("/models/{model}/versions/{version}")
+@router.get("/models/{model}", responses=METADATA)
+@router.get("/models/{model}/versions/{version}", responses=METADATA)
 async def model_metadata(model: str, services: ServicesDep, version: str | None = None) -> Response:
     """Model metadata: inputs, the four outputs, classes, the active calibrator and load errors."""
     loaded = services.registry.resolve(model, version)
     return JSONBytes(_metadata(loaded, services.registry.models[model]))
 
 
-@router.get("/models/{model}/ready")
-@router.get("/models/{model}/versions/{version}/ready")
+@router.get("/models/{model}/ready", responses=MODEL_READY)
+@router.get("/models/{model}/versions/{version}/ready", responses=MODEL_READY)
 async def model_ready(model: str, services: ServicesDep, version: str | None = None) -> Response:
     """Model readiness: 200 when the version serves (loaded, with a calibrator); 400 with the reason if not."""
     try:
