@@ -3,6 +3,7 @@
 * a header deadline: uvicorn arms no timer until a first response, so a client that opens a connection
   and trickles (or never finishes) its request head holds it for ever; here the head must be complete
   within ``header_timeout`` seconds or the connection is closed (the body has ``read_body``'s deadline);
+* a bound on the request head (``MAX_HEAD_BYTES`` of URL and headers: httptools itself has none);
 * the parser's 400 for a malformed request (a bad ``Content-Length``, a broken request line) is
   ``{"error": …}`` JSON like every other error, instead of plain text.
 
@@ -17,12 +18,32 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools turns it into the parser error uvicorn answers with a 400."""
+
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, header_timeout: float = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+
+    def _count(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
+        super().on_header(name, value)
 
     def _arm(self) -> None:
         if self._head_deadline is None:
@@ -48,6 +69,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_bytes = 0
         self._arm()  # each further request on a keep-alive connection
 
     def on_headers_complete(self) -> None:

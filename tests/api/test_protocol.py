@@ -39,6 +39,8 @@ def _connect(port: int) -> socket.socket:
     b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
     b"GARBAGE\r\n\r\n",
+    b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+    b"GET /v2?" + b"q" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
 ])
 def test_a_malformed_head_gets_a_json_400(port: int, head: bytes) -> None:
     with _connect(port) as sock:
