@@ -1,7 +1,7 @@
 """Hostile client: ≥ 50 malicious or malformed requests against a real ``calibserve serve`` on 127.0.0.1.
 
 ``python -m bench hostile [--database-url URL] [--repository DIR]``: the request cases of
-``bench._hostile_cases.py`` over one keep-alive connection, then socket-level cases an HTTP client cannot
+``bench/_hostile_cases.py`` over one keep-alive connection, then socket-level cases an HTTP client cannot
 send (malformed heads, slowloris heads and bodies, keep-alive after errors) and a metrics-cardinality
 probe. Prints one row per case: expected status, the status received, and whether the connection was
 still usable afterwards. The target is 0 5xx and every status as expected.

@@ -1,4 +1,4 @@
-"""Every hostile-input case (bench._hostile_cases.py) through the real ASGI app on SQLite and PostgreSQL:
+"""Every hostile-input case (bench/_hostile_cases.py) through the real ASGI app on SQLite and PostgreSQL:
 the documented 4xx with ``{"error": …}`` (or a 200 with per-item statuses), never a 5xx."""
 
 from __future__ import annotations
