@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.schemathesis_run import run_contract
+from bench.schemathesis_run import run_contract, seed_traffic
 from service.app import create_app
 from service.db.migrate import upgrade
 from service.settings import Settings
@@ -30,10 +30,7 @@ def base_url(trained_repository: Path, tmp_path_factory: pytest.TempPathFactory)
                               log_flush_seconds=0.01))
     with live_server(app) as port:
         base = f"http://127.0.0.1:{port}"
-        rows = [[0.0] * 64] * 20
-        ids = [p["prediction_id"] for p in httpx.post(f"{base}/v1/models/digits/predict",
-                                                      json={"instances": rows}).json()["predictions"]]
-        httpx.post(f"{base}/v1/feedback", json={"items": [{"prediction_id": i, "label": 1} for i in ids]})
+        seed_traffic(base)
         yield base
 
 
