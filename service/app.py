@@ -14,8 +14,11 @@ from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
 from service.api.errors import install_error_handlers
 from service.api.fast_path import Receive, Scope, Send, match, serve_predict
+from service.api.limits import ClientConcurrencyLimit, client_limit
+from service.api.openapi import install_openapi
 from service.api.predict_docs import openapi_paths
 from service.db.engine import make_engine, make_sessionmaker
+from service.db.probe import DatabaseProbe
 from service.db.writer import PredictionWriter
 from service.handlers.feedback_ingest import FeedbackIngest
 from service.handlers.gauges import refresh_gauges
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings, metrics: ServiceMetrics | None = None) -> Services:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
     sessions = make_sessionmaker(engine)
     metrics = metrics or ServiceMetrics()
     writer = PredictionWriter(
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         thread = threading.Thread(target=_background, args=(services, stop), name="sync", daemon=True)
         thread.start()
         app.state.services = services
+        app.state.database_probe = DatabaseProbe(services.engine, interval=settings.database_probe_seconds)
         try:
             yield
         finally:
@@ -94,17 +98,28 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
     app = CalibServe(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
     install_error_handlers(app)
+    install_openapi(app)
     for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
     document_fast_routes(app)
+    app.limit = client_limit(app.dispatch, settings)
     return app
 
 
 class CalibServe(FastAPI):
     """FastAPI, with the four predict/infer routes answered before any of its layers (routing, request
-    objects, dependencies, telemetry, body-limit middleware): see ``api/fast_path.py``."""
+    objects, dependencies, telemetry, body-limit middleware): see ``api/fast_path.py``. The optional
+    per-client cap (``api/limits.py``) wraps both."""
+
+    limit: ClientConcurrencyLimit | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limit is not None:
+            await self.limit(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             matched = match(scope["path"])
             if matched is not None:

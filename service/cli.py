@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import json
@@ -17,6 +18,15 @@ from pydantic import SecretStr
 from service.settings import Settings
 
 DEMO_TOKEN = "demo-admin-token"
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, object]:
+    """Connection bounds (docs/reliability.md): idle keep-alive, request-head deadline, JSON 400s."""
+    from service.api.protocol import BoundedHttpToolsProtocol
+
+    return {"http": functools.partial(BoundedHttpToolsProtocol, header_timeout=settings.header_timeout_seconds),
+            "timeout_keep_alive": settings.keep_alive_seconds, "log_level": "info",
+            "access_log": settings.access_log}
 
 
 def _serve(settings: Settings, workers: int = 1) -> None:
@@ -34,12 +44,12 @@ def _serve(settings: Settings, workers: int = 1) -> None:
         if settings.admin_token is not None:
             os.environ["CALIBSERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
         uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, log_level="info", access_log=settings.access_log)
+                    workers=workers, **_uvicorn_options(settings))  # type: ignore[arg-type]
         return
     from service.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=settings.access_log)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                **_uvicorn_options(settings))  # type: ignore[arg-type]
 
 
 # Training and the example row run in child processes: the serving process never maps libtorch or scikit-learn

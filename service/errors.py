@@ -14,6 +14,19 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (``Retry-After`` for the retryable ones)."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
+
+class Retryable(ServiceError):
+    """A condition the client should retry after ``retry_after`` seconds (sent as ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class InvalidInput(ServiceError):
     status_code = 400
@@ -44,6 +57,24 @@ class CalibratorNotFound(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status_code = 413
+
+
+class RequestTimeout(ServiceError):
+    """The request body did not arrive within the body timeout (a slow or stalled client)."""
+
+    status_code = 408
+
+
+class TooManyRequests(Retryable):
+    """This client already has the configured number of requests in flight."""
+
+    status_code = 429
+
+
+class DatabaseUnavailable(Retryable):
+    """The database cannot be reached (connection refused, lost or invalidated): retry later."""
+
+    status_code = 503
 
 
 class AdminTokenMissing(ServiceError):

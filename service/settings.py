@@ -31,9 +31,22 @@ class Settings(BaseSettings):
     intra_op_threads: int = 1
     inter_op_threads: int = 1
 
-    # request limits
+    # request limits (docs/reliability.md lists every bound)
     max_body_bytes: int = 8 * 1024 * 1024
     max_feedback_items: int = 5000
+    body_timeout_seconds: float = Field(default=30.0, gt=0, description="A body must arrive within this (408).")
+    header_timeout_seconds: float = Field(default=10.0, gt=0, description="A request head must arrive within this.")
+    keep_alive_seconds: float = Field(default=5.0, gt=0, description="uvicorn closes idle keep-alive connections.")
+    max_concurrent_per_client: int = Field(
+        default=0, ge=0, description="Requests in flight per client address (429 beyond it); 0 = no cap.")
+
+    # database outages: 503 + Retry-After, readiness from a cached probe
+    database_retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After on a 503 for the database.")
+    database_probe_seconds: float = Field(default=2.0, gt=0, description="Readiness re-probes the database this often.")
+    database_connect_timeout_seconds: int = Field(default=5, ge=1, description="PostgreSQL connect timeout.")
+    ready_requires_database: bool = Field(
+        default=False, description="Readiness also fails while the database is unreachable (off by default: the "
+                                   "prediction-log spool keeps predictions through an outage).")
 
     request_metrics: bool = Field(default=True, description="Per-request Prometheus metrics on predict (off: only "
                                   "to measure their cost).")

@@ -30,3 +30,16 @@ def test_db_upgrade_is_idempotent(settings, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CALIBSERVE_DATABASE_URL", settings.database_url)
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
+
+
+def test_serve_bounds_connections() -> None:
+    """``calibserve serve`` runs uvicorn with the bounded protocol (head deadline, JSON 400s) and keep-alive."""
+    from service.api.protocol import BoundedHttpToolsProtocol
+    from service.cli import _uvicorn_options
+    from service.settings import Settings
+
+    options = _uvicorn_options(Settings(header_timeout_seconds=3.0, keep_alive_seconds=7.0))
+    protocol = options["http"]
+    assert protocol.func is BoundedHttpToolsProtocol  # type: ignore[attr-defined]
+    assert protocol.keywords == {"header_timeout": 3.0}  # type: ignore[attr-defined]
+    assert options["timeout_keep_alive"] == 7.0

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
+from service.api.openapi import BODY, errors, json_body
+from service.api.schemas import ActivationResult, AliasBody, AliasResult, AuditLog, RefitResult
 from service.errors import InvalidInput
-from service.handlers.refit_options import parse_options
+from service.handlers.refit_options import RefitOptions, parse_options
+from service.validation import parse_int
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)],
+                   responses=errors(400, 401, 403, 404, 503))
 
 
-@router.post("/models/{model}/versions/{version}/calibrators")
+@router.post("/models/{model}/versions/{version}/calibrators",
+             responses={200: {"model": RefitResult, "description": "dry run"},
+                        201: {"model": RefitResult, "description": "stored (and maybe activated)"},
+                        **errors(*BODY, 422)},
+             openapi_extra=json_body(RefitOptions.model_json_schema(), required=False))
 async def refit(model: str, version: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Re-fit a calibrator from stored feedback, evaluate on held-out labels, store and maybe activate."""
     options = parse_options(await read_body(request, services.settings.max_body_bytes))
@@ -24,27 +32,26 @@ async def refit(model: str, version: str, request: Request, services: ServicesDe
     return JSONBytes(result, status_code=200 if options.dry_run else 201)
 
 
-@router.post("/models/{model}/versions/{version}/calibrators/rollback")
+@router.post("/models/{model}/versions/{version}/calibrators/rollback",
+             responses={200: {"model": ActivationResult}, **errors(409)})
 async def rollback(model: str, version: str, services: ServicesDep, actor: AdminDep) -> Response:
     """Re-activate the calibrator that was active before the current one."""
     return JSONBytes(await run_in_threadpool(
         lambda: services.lifecycle.rollback(model=model, version=version, actor=actor)))
 
 
-@router.post("/models/{model}/versions/{version}/calibrators/{calibrator_version}/activate")
-async def activate(model: str, version: str, calibrator_version: int, services: ServicesDep,
+@router.post("/models/{model}/versions/{version}/calibrators/{calibrator_version}/activate",
+             responses={200: {"model": ActivationResult}})
+async def activate(model: str, version: str, calibrator_version: str, services: ServicesDep,
                    actor: AdminDep) -> Response:
     """Activate a stored calibrator version (atomic; other replicas follow within the poll interval)."""
+    number = parse_int(calibrator_version, "calibrator_version", low=1)
     return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.activate(
-        model=model, version=version, calibrator_version=calibrator_version, actor=actor)))
+        model=model, version=version, calibrator_version=number, actor=actor)))
 
 
-class AliasBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-
-
-@router.put("/models/{model}/aliases/{alias}")
+@router.put("/models/{model}/aliases/{alias}", responses={200: {"model": AliasResult}, **errors(*BODY)},
+            openapi_extra=json_body(AliasBody.model_json_schema()))
 async def put_alias(model: str, alias: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Point an alias (e.g. production) at a loaded version."""
     try:
@@ -56,8 +63,9 @@ async def put_alias(model: str, alias: str, request: Request, services: Services
         model=model, alias=alias, version=body.version, actor=actor)))
 
 
-@router.get("/audit")
-async def audit_log(services: ServicesDep, limit: int = 100) -> Response:
-    """The most recent admin actions."""
-    entries = await run_in_threadpool(lambda: services.lifecycle.audit_log(limit=min(max(limit, 1), 1000)))
+@router.get("/audit", responses={200: {"model": AuditLog}})
+async def audit_log(services: ServicesDep, limit: str = "100") -> Response:
+    """The most recent admin actions (``limit`` between 1 and 1000)."""
+    n = parse_int(limit, "limit", low=1, high=1000)
+    entries = await run_in_threadpool(lambda: services.lifecycle.audit_log(limit=n))
     return JSONBytes({"entries": entries})

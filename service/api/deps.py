@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.db.probe import DatabaseProbe
 from service.errors import AdminTokenMissing, AdminTokenRejected
 from service.handlers.services import Services
 
@@ -27,6 +28,12 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def database_probe(request: Request) -> DatabaseProbe:
+    """The readiness probe of the database (built in the lifespan)."""
+    probe: DatabaseProbe = request.app.state.database_probe
+    return probe
 
 
 def require_admin(request: Request, services: ServicesDep) -> str:

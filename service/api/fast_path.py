@@ -15,9 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 import orjson
 
-from service.errors import ClientDisconnected, InvalidInput, PayloadTooLarge, ServiceError
+from service.errors import ClientDisconnected, InvalidInput, PayloadTooLarge, RequestTimeout, ServiceError
 from service.handlers.predictor import Rendered, WireCodec
 from service.handlers.services import Services
 from service.handlers.v1_codec import V1Codec
@@ -53,10 +54,10 @@ async def serve_predict(services: Services, matched: tuple[str, str, str | None]
     api, model, ref = matched
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     codec: WireCodec[Any] = V1_CODEC if api == "v1" else services.v2_codec
-    limit = services.settings.max_body_bytes
+    limit, timeout = services.settings.max_body_bytes, services.settings.body_timeout_seconds
     try:
-        rendered = await services.predictor.predict(codec, model, ref, lambda: read_body(receive, headers, limit),
-                                                    headers)
+        rendered = await services.predictor.predict(codec, model, ref,
+                                                    lambda: read_body(receive, headers, limit, timeout), headers)
     except ClientDisconnected:
         return
     except ServiceError as exc:
@@ -74,8 +75,17 @@ def error_body(exc: ServiceError) -> Rendered:
     return Rendered(orjson.dumps({"error": exc.message}))
 
 
-async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The raw body, refused with 413 past ``limit`` bytes (declared or streamed)."""
+async def read_body(receive: Receive, headers: dict[str, str], limit: int, timeout: float) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes (declared or streamed), and with 408 when it has
+    not all arrived within ``timeout`` seconds (a trickling client must not hold a connection for ever)."""
+    try:
+        with anyio.fail_after(timeout):
+            return await _receive_body(receive, headers, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
+
+
+async def _receive_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):

@@ -7,13 +7,16 @@ from fastapi.responses import Response
 
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes, read_body
+from service.api.openapi import BODY, errors, json_body
+from service.api.schemas import FEEDBACK_REQUEST, FeedbackResponse
 from service.errors import InvalidInput
 from service.handlers.json_body import json_object
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
-@router.post("/feedback")
+@router.post("/feedback", responses={200: {"model": FeedbackResponse}, **errors(*BODY, 503)},
+             openapi_extra=json_body(FEEDBACK_REQUEST))
 async def post_feedback(request: Request, services: ServicesDep) -> Response:
     """Labels for earlier predictions: per-item accepted / duplicate / conflict / unknown / invalid."""
     body = json_object(await read_body(request, services.settings.max_body_bytes))

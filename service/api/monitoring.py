@@ -8,17 +8,20 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
+from service.api.openapi import errors
+from service.api.schemas import CalibrationWindow, CalibratorHistory
 from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
 from service.handlers.label_shift import label_shift_report
 
 router = APIRouter(tags=["monitoring"])
 
 
-@router.get("/v1/models/{model}/versions/{version}/calibration")
+@router.get("/v1/models/{model}/versions/{version}/calibration",
+            responses={200: {"model": CalibrationWindow}, **errors(400, 404, 503)})
 async def calibration(
     model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
-    end: str | None = None, calibrator: str | None = None, bins: int | None = None, step: str | None = None,
-    rule: str | None = None, reference: str | None = None, reference_windows: int | None = None,
+    end: str | None = None, calibrator: str | None = None, bins: str | None = None, step: str | None = None,
+    rule: str | None = None, reference: str | None = None, reference_windows: str | None = None,
     view: str | None = None,
 ) -> Response:
     """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts);
@@ -27,7 +30,8 @@ async def calibration(
     return JSONBytes(await run_in_threadpool(calibration_report, services, model, version, params))
 
 
-@router.get("/v1/models/{model}/versions/{version}/calibrators")
+@router.get("/v1/models/{model}/versions/{version}/calibrators",
+            responses={200: {"model": CalibratorHistory}, **errors(400, 404, 503)})
 async def calibrator_history(model: str, version: str, services: ServicesDep) -> Response:
     """Every calibrator version of a model version, with its state, method, fit window and evaluation."""
     v, _ = resolve_version(services, model, version)

@@ -45,7 +45,10 @@ V2_RESPONSE = {"type": "object", "required": ["model_name", "model_version", "ou
 ERRORS = {
     "400": "the body, a tensor, a shape or a value is not valid for this model (NaN, beyond float32, …)",
     "404": "no such model, version or alias",
-    "413": "the body or the batch exceeds its limit (max_body_bytes, max_batch_rows)",
+    "408": "the body did not arrive within body_timeout_seconds",
+    "413": "the body, the batch or the tags exceed their limit (max_body_bytes, max_batch_rows, tags)",
+    "429": "this client already has max_concurrent_per_client requests in flight (Retry-After)",
+    "500": "a bug; the connection stays usable",
     "503": "the version is not ready, or the prediction log is at its disk bound (retry after Retry-After)",
 }
 
@@ -58,7 +61,7 @@ def _operation(summary: str, request: dict[str, Any], response: dict[str, Any], 
                                          "content": {"application/json": {"schema": response}}}}
     for code, text in ERRORS.items():
         responses[code] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
-    responses["503"]["headers"] = RETRY_AFTER
+    responses["503"]["headers"] = responses["429"]["headers"] = RETRY_AFTER
     return {"post": {"summary": summary, "tags": ["predict"], "requestBody": {"required": True, "content": content},
                      "responses": responses}}
 

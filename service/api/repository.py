@@ -16,11 +16,17 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
+from service.api.openapi import BODY, errors, json_body
+from service.api.schemas import REPOSITORY_REQUEST, RepositoryIndexEntry
 from service.errors import InvalidInput
 from service.handlers.json_body import decode_json
 from service.handlers.services import Services
+from service.validation import check_name
 
-router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_admin)],
+                   responses=errors(*BODY, 401, 403))
+OPTIONAL_BODY = json_body(REPOSITORY_REQUEST, required=False)
+EMPTY_200: dict[int | str, dict[str, Any]] = {200: {"description": "done (empty body, as Triton)", "content": {}}}
 
 
 async def _optional_object(request: Request, services: Services) -> dict[str, Any]:
@@ -41,7 +47,7 @@ def _parameters(data: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-@router.post("/index")
+@router.post("/index", responses={200: {"model": list[RepositoryIndexEntry]}}, openapi_extra=OPTIONAL_BODY)
 async def index(request: Request, services: ServicesDep) -> Response:
     """Every model version in the repository with its state (READY / UNAVAILABLE) and the reason."""
     data = await _optional_object(request, services)
@@ -53,9 +59,11 @@ async def index(request: Request, services: ServicesDep) -> Response:
                       for r in rows if r.state == "READY" or not only_ready])
 
 
-@router.post("/models/{model}/load")
+@router.post("/models/{model}/load", response_class=Response, responses={**EMPTY_200, **errors(404, 503)},
+             openapi_extra=OPTIONAL_BODY)
 async def load(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """(Re)load a model: new versions are loaded, unchanged ones keep serving without a gap."""
+    check_name(model)  # before it becomes a path (a 300-byte name is ENAMETOOLONG)
     params = _parameters(await _optional_object(request, services))
     if any(key.startswith("file:") for key in params):
         raise InvalidInput("file overrides are not supported: put the version directory in the repository")
@@ -72,9 +80,11 @@ async def load(model: str, request: Request, services: ServicesDep, actor: Admin
     return Response(status_code=200)
 
 
-@router.post("/models/{model}/unload")
+@router.post("/models/{model}/unload", response_class=Response, responses={**EMPTY_200, **errors(404, 503)},
+             openapi_extra=OPTIONAL_BODY)
 async def unload(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Stop serving a model (requests in flight finish on the version they resolved)."""
+    check_name(model)
     params = _parameters(await _optional_object(request, services))
     await run_in_threadpool(services.registry.unload_model, model)
     await run_in_threadpool(lambda: services.lifecycle.record(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api.deps import ServicesDep
+from service.api.deps import ServicesDep, database_probe
 from service.api.http import JSONBytes
+from service.api.openapi import errors
+from service.api.schemas import Live, ModelMetadata, ModelReady, Ready, ServerMetadata
 from service.errors import ModelNotReady
 from service.handlers import oip
 from service.repository.loaded import LoadedVersion
@@ -17,32 +20,43 @@ from service.repository.registry import ModelEntry
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 
+METADATA = {200: {"model": ModelMetadata}, **errors(400, 404, 503)}
+MODEL_READY = {200: {"model": ModelReady}, **errors(404),
+               400: {"model": ModelReady, "description": "not ready (the reason in 'error'), or an invalid version"}}
 EXTENSIONS = ["calibration", "classification", "binary_tensor_data", "model_repository"]
 
 
-@router.get("")
+@router.get("", responses={200: {"model": ServerMetadata}})
 async def server_metadata() -> Response:
     """Server metadata; advertises the `calibration` extension."""
     return JSONBytes({"name": "calibserve", "version": __version__, "extensions": EXTENSIONS})
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses={200: {"model": Live}})
 async def live() -> Response:
     """Liveness: the process answers."""
     return JSONBytes({"live": True})
 
 
-@router.get("/health/ready")
-async def ready(services: ServicesDep) -> Response:
-    """Readiness: a model serves and the prediction log can take rows (a database outage alone does not
-    make predict unready: rows are spooled durably; feedback and admin answer 503 meanwhile)."""
+@router.get("/health/ready",
+            responses={200: {"model": Ready}, 503: {"model": Ready, "description": "not ready; the body says why"}})
+async def ready(request: Request, services: ServicesDep) -> Response:
+    """Readiness: a model serves and the prediction log can keep rows (its spool is below the bound).
+
+    The database state comes from a cached probe (at most one ``SELECT 1`` per ``database_probe_seconds``)
+    and is reported; by default an unreachable database does not fail readiness, because predictions are
+    spooled durably through an outage (feedback and admin answer 503 + Retry-After meanwhile). With
+    ``ready_requires_database=true`` it does. See docs/reliability.md and docs/prediction_log.md."""
     writer = services.writer
     registry = services.registry
-    ok = registry.ready() and not writer.saturated()
-    body = {"ready": ok, "prediction_log": {"queue_depth": writer.depth(), "spool_bytes": writer.spool_bytes(),
-                                            "spool_max_bytes": writer.max_spool_bytes, "dropped": writer.dropped,
-                                            "refused": writer.refused, "saturated": writer.saturated(),
-                                            "database_ok": writer.database_ok},
+    database = await run_in_threadpool(database_probe(request).check)
+    ok = (registry.ready() and not writer.saturated()
+          and (database.reachable or not services.settings.ready_requires_database))
+    body = {"ready": ok, "database": database.describe(),
+            "prediction_log": {"queue_depth": writer.depth(), "spool_bytes": writer.spool_bytes(),
+                               "spool_max_bytes": writer.max_spool_bytes, "dropped": writer.dropped,
+                               "refused": writer.refused, "saturated": writer.saturated(),
+                               "shipping": writer.database_ok},
             "models": {name: _model_status(e) for name, e in registry.models.items()}}
     return JSONBytes(body, status_code=200 if ok else 503)
 
@@ -80,16 +94,16 @@ def _metadata(loaded: LoadedVersion, entry: ModelEntry) -> dict[str, object]:
     }
 
 
-@router.get("/models/{model}")
-@router.get("/models/{model}/versions/{version}")
+@router.get("/models/{model}", responses=METADATA)
+@router.get("/models/{model}/versions/{version}", responses=METADATA)
 async def model_metadata(model: str, services: ServicesDep, version: str | None = None) -> Response:
     """Model metadata: inputs, the four outputs, classes, the active calibrator and load errors."""
     loaded = services.registry.resolve(model, version)
     return JSONBytes(_metadata(loaded, services.registry.models[model]))
 
 
-@router.get("/models/{model}/ready")
-@router.get("/models/{model}/versions/{version}/ready")
+@router.get("/models/{model}/ready", responses=MODEL_READY)
+@router.get("/models/{model}/versions/{version}/ready", responses=MODEL_READY)
 async def model_ready(model: str, services: ServicesDep, version: str | None = None) -> Response:
     """Model readiness: 200 when the version serves (loaded, with a calibrator); 400 with the reason if not."""
     try:

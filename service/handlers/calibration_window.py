@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.db.engine import read_session
 from service.db.stats import Scope
 from service.errors import InvalidInput, ModelNotFound
 from service.handlers.services import Services
@@ -13,6 +14,7 @@ from service.monitoring.reference import SOURCES, load_reference
 from service.monitoring.report import RULES, WindowQuery, window_report
 from service.monitoring.series import series_report
 from service.monitoring.windows import parse_bins, parse_choice, parse_step, resolve_window, split_window
+from service.validation import is_number, parse_int
 
 MAX_REFERENCE_WINDOWS = 50
 VIEWS = ("summary", "classwise")
@@ -26,11 +28,11 @@ class CalibrationParams:
     start: str | None = None
     end: str | None = None
     calibrator: str | None = None
-    bins: int | None = None
+    bins: int | str | None = None
     step: str | None = None
     rule: str | None = None
     reference: str | None = None
-    reference_windows: int | None = None
+    reference_windows: int | str | None = None
     view: str | None = None
 
 
@@ -49,18 +51,17 @@ def resolve_calibrator(services: Services, model: str, version: int, calibrator:
         return loaded.serving.calibrator_version if loaded.serving else None
     if calibrator == "all":
         return None
-    if not str(calibrator).isdigit():
+    if not is_number(calibrator):
         raise InvalidInput("calibrator must be a calibrator version number, 'active' or 'all'")
-    return int(str(calibrator))
+    return parse_int(calibrator, "calibrator", low=1)
 
 
 def calibration_report(services: Services, model: str, version: str, p: CalibrationParams) -> dict[str, Any]:
     s = services.settings
     v, n_classes = resolve_version(services, model, version)
     cv = resolve_calibrator(services, model, v, p.calibrator)
-    k = s.drift_reference_windows if p.reference_windows is None else p.reference_windows
-    if not 1 <= k <= MAX_REFERENCE_WINDOWS:
-        raise InvalidInput(f"reference_windows must be between 1 and {MAX_REFERENCE_WINDOWS}; got {k}")
+    k = s.drift_reference_windows if p.reference_windows is None else parse_int(
+        p.reference_windows, "reference_windows", low=1, high=MAX_REFERENCE_WINDOWS)
     q = WindowQuery(Scope(model, v, cv), n_classes, parse_bins(p.bins, s.ece_bins), s.drift_min_labels,
                     s.drift_tolerance, parse_choice(p.rule or s.drift_rule, "rule", RULES),
                     parse_choice(p.reference, "reference", SOURCES), class_bins=s.ece_bins,
@@ -68,7 +69,7 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
     now = datetime.now(UTC)
     begin, stop = resolve_window(p.window, p.start, p.end, default=s.default_window, now=now)
     edges = split_window(begin, stop, parse_step(p.step, s.bucket_seconds)) if p.step else None
-    with services.sessions() as session:
+    with read_session(services.sessions) as session:
         reference = load_reference(session, q.scope, length=stop - begin, k=k, now=now,
                                    bucket_seconds=s.bucket_seconds)
         out = window_report(session, q, begin, stop, reference)

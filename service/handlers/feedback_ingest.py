@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.calibration import streaming
 from service.db import feedback as feedback_rows
+from service.db.engine import read_session
 from service.db.predictions import StoredPrediction, find_predictions
 from service.db.stats import BucketStats, add_bucket_stats, bucket_start
 from service.db.writer import PredictionWriter
@@ -120,7 +121,7 @@ class FeedbackIngest:
     def _lookup(self, ids: list[str]) -> dict[str, StoredPrediction]:
         if not ids:
             return {}
-        with self.sessions() as session:
+        with read_session(self.sessions) as session:
             return find_predictions(session=session, ids=ids)
 
     def _judge(self, prepared: Prepared, pid: str, row: StoredPrediction | None, label: Any) -> ItemResult:

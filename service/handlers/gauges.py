@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from service.db.engine import read_session
 from service.db.stats import Scope
 from service.handlers.services import Services
 from service.monitoring.label_shift import scope_label_shift
@@ -25,7 +26,7 @@ def refresh_gauges(services: Services) -> None:
     s, m = services.settings, services.metrics
     now = datetime.now(UTC)
     start, end = resolve_window(None, None, None, default=s.default_window, now=now)
-    with services.sessions() as session:
+    with read_session(services.sessions) as session:
         for entry in list(services.registry.models.values()):
             for loaded in list(entry.versions.values()):
                 if loaded.serving is None:

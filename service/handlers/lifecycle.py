@@ -23,6 +23,7 @@ from service.calibration import (
 from service.calibration import paired_nll_gain as nll_gain
 from service.db import aliases, audit
 from service.db import calibrators as calibrator_rows
+from service.db.engine import read_session
 from service.db.predictions import labelled_logits
 from service.db.tables import Calibrator
 from service.errors import (
@@ -34,6 +35,7 @@ from service.errors import (
 )
 from service.handlers.refit_options import RefitOptions
 from service.repository.registry import Registry
+from service.validation import check_alias
 
 
 def check_enough(labels: np.ndarray, n_classes: int, options: RefitOptions) -> None:
@@ -73,7 +75,7 @@ class CalibratorLifecycle:
         loaded = self.registry.resolve(model, version)
         serving = loaded.serving
         assert serving is not None  # resolve() guarantees it
-        with self.sessions() as session:
+        with read_session(self.sessions) as session:
             logits, labels = labelled_logits(session=session, model=model, version=loaded.version,
                                              start=options.start, end=options.end, last_n=options.last_n)
         check_enough(labels, len(loaded.card.classes), options)
@@ -157,8 +159,7 @@ class CalibratorLifecycle:
                 "previous_calibrator_version": before, "state": "active"}
 
     def set_alias(self, *, model: str, alias: str, version: int, actor: str) -> dict[str, Any]:
-        if alias.isdigit():
-            raise InvalidInput("an alias cannot be a number (it would shadow a version)")
+        check_alias(alias)  # before it reaches the String(64) column
         self.registry.resolve(model, version)  # must exist and be ready
         with self.sessions() as session:
             aliases.set_alias(session=session, model=model, alias=alias, version=version)
@@ -169,12 +170,12 @@ class CalibratorLifecycle:
         return {"model": model, "alias": alias, "version": version}
 
     def history(self, *, model: str, version: int) -> list[dict[str, Any]]:
-        with self.sessions() as session:
+        with read_session(self.sessions) as session:
             rows = calibrator_rows.list_calibrators(session=session, model=model, version=version)
             return [calibrator_public(r) for r in rows]
 
     def audit_log(self, *, limit: int) -> list[dict[str, Any]]:
-        with self.sessions() as session:
+        with read_session(self.sessions) as session:
             return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "model": r.model,
                      "version": r.version, "detail": r.detail} for r in audit.recent(session=session, limit=limit)]
 

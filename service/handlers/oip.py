@@ -20,6 +20,7 @@ import orjson
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.predictor import Decoded, PredictionBatch, Rendered
 from service.repository.loaded import LoadedVersion
+from service.validation import check_tags, is_number
 
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
     "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
@@ -81,7 +82,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 def parse_request(body: bytes, header_length: str | None, loaded: LoadedVersion) -> ParsedRequest:
     """Validate an inference request against ``loaded``'s card; every problem is an ``InvalidInput``."""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not is_number(header_length) or len(header_length) > 12 or int(header_length) > len(body):
             raise InvalidInput(f"Inference-Header-Content-Length {header_length!r} is not a valid length "
                                f"for a body of {len(body)} bytes")
         json_part, binary = body[: int(header_length)], body[int(header_length):]
@@ -120,7 +121,7 @@ def _tags(value: Any) -> dict[str, Any] | None:
             raise InvalidInput("parameters.tags must be a JSON object (or a string holding one)") from None
     if value is not None and not isinstance(value, dict):
         raise InvalidInput("parameters.tags must be a JSON object (or a string holding one)")
-    return value
+    return check_tags(value, "parameters.tags")
 
 
 def input_shape(loaded: LoadedVersion) -> list[int]:

@@ -14,6 +14,7 @@ from service.errors import InvalidInput
 from service.handlers.json_body import json_object
 from service.handlers.predictor import Decoded, PredictionBatch, Rendered
 from service.repository.loaded import LoadedVersion
+from service.validation import check_tags
 
 
 @dataclass
@@ -51,10 +52,7 @@ class V1Codec:
         data = json_object(body)
         rows = as_feature_matrix(data.get("instances"), loaded.classifier.n_features)
         top_k = parse_top_k(data.get("top_k"), len(loaded.card.classes))
-        tags = data.get("tags")
-        if tags is not None and not isinstance(tags, dict):
-            raise InvalidInput("tags must be a JSON object")
-        return V1Request(rows, tags, top_k)
+        return V1Request(rows, check_tags(data.get("tags")), top_k)
 
     def render(self, batch: PredictionBatch, decoded: V1Request) -> Rendered:
         return Rendered(orjson.dumps(render_predictions(batch, decoded.top_k), option=orjson.OPT_SERIALIZE_NUMPY))

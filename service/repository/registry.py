@@ -22,6 +22,7 @@ from service.repository.calibrator_sync import serve_active_calibrators
 from service.repository.card import CARD_FILE, MODEL_FILE, read_card
 from service.repository.loaded import LoadedVersion
 from service.repository.runtime import Batched, OnnxClassifier
+from service.validation import is_number, parse_int
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +209,8 @@ class Registry:
                 version = max(entry.versions)
             else:
                 via = " (its 'production' alias)"
-        elif isinstance(ref, int) or ref.isdigit():
-            version = int(ref)
+        elif isinstance(ref, int) or is_number(ref):
+            version = parse_int(ref, "version", low=1)
         else:
             alias_version = self.aliases.get((name, ref))
             if alias_version is None:

@@ -25,7 +25,8 @@ def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "h", "1", "0m", "-5m", "1.5h", "1y", "1hour", "1h30m"])
+@pytest.mark.parametrize("text", ["", "h", "1", "0m", "-5m", "1.5h", "1y", "1hour", "1h30m", "١h", "²d",
+                                  "99999999999999999999w"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(InvalidInput, match="is not a duration"):
         parse_duration(text)
@@ -45,6 +46,13 @@ def test_resolve_window_defaults_to_a_duration_ending_now() -> None:
     (None, "2026-11-22T11:30:00Z", "2026-11-22T11:00:00Z", "empty"),
     (None, "yesterday", None, "not an ISO 8601"),
     ("soon", None, None, "not a duration"),
+    ("367d", None, None, "longer than the maximum of 366 days"),
+    ("53w", None, None, "longer than the maximum of 366 days"),
+    (None, "0001-01-01T00:00:00", None, "earlier than 2000-01-01"),
+    (None, "1999-12-31T23:59:59Z", None, "earlier than 2000-01-01"),
+    (None, "2025-01-01T00:00:00Z", None, "window is longer than the maximum"),
+    (None, None, "0001-01-01T00:00:00+14:00", "not an ISO 8601"),  # astimezone overflows
+    (None, "2" * 300, None, "too long"),
 ])
 def test_bad_windows(window: str | None, start: str | None, end: str | None, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):

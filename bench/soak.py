@@ -1,0 +1,165 @@
+"""Soak: N minutes of mixed traffic against a real ``calibserve serve``; p99 per minute per endpoint, RSS, errors.
+
+``python -m bench soak [--minutes 10] [--clients 4] [--predict-load 0] [--database-url URL] [--repository DIR]``.
+``--clients`` threads loop over a mix: v1 predict (batch 1 and 16), v2 infer, feedback for earlier ids,
+the calibration window, the models list and readiness. ``--predict-load C`` adds ``wrk`` with C connections
+hammering v1 predict the whole time (the SQLite lock-starvation check: feedback and calibration p99 must
+stay ≤ 100 ms under ≥ 2,000 predictions/s). Prints p99 (ms) per minute and endpoint, totals, errors (any
+non-2xx or transport error) and the server's RSS at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench._hostile_cases import ROW
+from bench.hostile import Server, serve
+
+ENDPOINTS = ("v1_predict", "v1_predict_16", "v2_infer", "feedback", "calibration", "models", "ready")
+LUA = 'wrk.method = "POST"\nwrk.body = os.getenv("BODY")\nwrk.headers["Content-Type"] = "application/json"\n'
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+class Recorder:
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.lock = threading.Lock()
+        self.latency: dict[tuple[int, str], list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.error_samples: list[str] = []
+
+    def record(self, endpoint: str, seconds: float, ok: bool, detail: str = "") -> None:
+        minute = int((time.monotonic() - self.started) // 60)
+        with self.lock:
+            self.latency[(minute, endpoint)].append(seconds)
+            if not ok:
+                self.errors[endpoint] += 1
+                if len(self.error_samples) < 5:
+                    self.error_samples.append(f"{endpoint}: {detail[:200]}")
+
+
+def _client_loop(base: str, rec: Recorder, stop: threading.Event, seed: int) -> None:
+    rng = random.Random(seed)
+    pending: list[tuple[str, int]] = []
+    x = np.random.default_rng(seed).normal(size=(64, 64)).clip(-3, 3).tolist()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        while not stop.is_set():
+            endpoint = rng.choices(ENDPOINTS, weights=(40, 10, 15, 15, 8, 6, 6))[0]
+            t0 = time.perf_counter()
+            try:
+                if endpoint == "v1_predict":
+                    r = client.post("/v1/models/digits/predict", json={"instances": [rng.choice(x)]})
+                    if r.status_code == 200:
+                        pending += [(p["prediction_id"], p["class_index"]) for p in r.json()["predictions"]]
+                elif endpoint == "v1_predict_16":
+                    r = client.post("/v1/models/digits/predict", json={"instances": rng.sample(x, 16),
+                                                                       "tags": {"soak": "yes"}})
+                elif endpoint == "v2_infer":
+                    r = client.post("/v2/models/digits/infer", json={"inputs": [
+                        {"name": "input", "datatype": "FP32", "shape": [1, 64], "data": rng.choice(x)}]})
+                elif endpoint == "feedback":
+                    batch, pending = pending[:20], pending[20:]
+                    items = [{"prediction_id": p, "label": k if rng.random() < 0.8 else rng.randrange(10)}
+                             for p, k in batch] or [{"prediction_id": "not-a-uuid", "label": 0}]
+                    r = client.post("/v1/feedback", json={"items": items})
+                elif endpoint == "calibration":
+                    r = client.get("/v1/models/digits/versions/1/calibration", params={"window": "15m"})
+                elif endpoint == "models":
+                    r = client.get("/v1/models")
+                else:
+                    r = client.get("/v2/health/ready")
+                rec.record(endpoint, time.perf_counter() - t0, r.status_code < 300, f"{r.status_code} {r.text}")
+            except httpx.HTTPError as exc:
+                rec.record(endpoint, time.perf_counter() - t0, False, repr(exc))
+
+
+def _wrk(base: str, connections: int, seconds: int, work: Path) -> subprocess.Popen[str]:
+    (work / "predict.lua").write_text(LUA)
+    body = json.dumps({"instances": [ROW]})
+    return subprocess.Popen(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(work / "predict.lua"),
+                             f"{base}/v1/models/digits/predict"], env={"BODY": body, "PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def soak(server: Server, minutes: float, clients: int, predict_load: int, work: Path) -> None:
+    rss_start = rss_mib(server.pid)
+    started = time.monotonic()
+    rec = Recorder(started)
+    stop = threading.Event()
+    wrk = _wrk(server.base_url, predict_load, int(minutes * 60), work) if predict_load else None
+    threads = [threading.Thread(target=_client_loop, args=(server.base_url, rec, stop, i), daemon=True)
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(minutes * 60)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    wrk_out = wrk.communicate(timeout=120)[0] if wrk else ""
+    rss_end = rss_mib(server.pid)
+    n_minutes = max(m for m, _ in rec.latency) + 1 if rec.latency else 0
+    print(f"| minute | {' | '.join(f'{e:>14s}' for e in ENDPOINTS)} |   (p99 ms; requests in brackets)")
+    print(f"|--------|{'|'.join('-' * 16 for _ in ENDPOINTS)}|")
+    for m in range(n_minutes):
+        cells = []
+        for e in ENDPOINTS:
+            lat = rec.latency.get((m, e), [])
+            cells.append(f"{np.percentile(lat, 99) * 1000:6.1f} ({len(lat):5d})" if lat else f"{'-':>14s}")
+        print(f"| {m + 1:6d} | {' | '.join(cells)} |")
+    total = {e: sum(len(v) for (_, k), v in rec.latency.items() if k == e) for e in ENDPOINTS}
+    overall = {e: np.percentile([x for (_, k), v in rec.latency.items() if k == e for x in v], 99) * 1000
+               for e in ENDPOINTS if total[e]}
+    cells = [f"{overall.get(e, float('nan')):6.1f} ({total[e]:5d})" for e in ENDPOINTS]
+    print(f"| all    | {' | '.join(cells)} |")
+    print(f"\nerrors: {dict(rec.errors) or 0}   {rec.error_samples}")
+    print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB ({rss_end - rss_start:+.1f} MiB)")
+    if wrk_out:
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk_out)
+        non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", wrk_out)
+        print(f"background predict load (wrk -c{predict_load}): {float(rps.group(1)) if rps else float('nan'):.0f} "
+              f"predictions/s, non-2xx {non2xx.group(1) if non2xx else 0}")
+        for e in ("feedback", "calibration"):
+            if e in overall:
+                print(f"  {e} p99 under that load: {overall[e]:.1f} ms ({'PASS' if overall[e] <= 100 else 'FAIL'} "
+                      "≤ 100 ms)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4, help="mixed-traffic client threads")
+    parser.add_argument("--predict-load", type=int, default=0, help="wrk connections on v1 predict (0 = off)")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--repository", type=Path, help="a repository with the digits model (else trained)")
+    args = parser.parse_args(argv)
+    if args.predict_load and shutil.which("wrk") is None:
+        parser.error("--predict-load needs wrk on PATH (scripts/install-system-packages.sh)")
+    work = Path(tempfile.mkdtemp(prefix="calibserve-soak-"))
+    try:
+        with serve(work, args.repository, args.database_url) as server:
+            soak(server, args.minutes, args.clients, args.predict_load, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
