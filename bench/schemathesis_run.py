@@ -1,7 +1,7 @@
 """Contract run: schemathesis against a live ``calibserve serve``, with and without the admin token.
 
-``python -m bench schemathesis_run [--examples 200] [--include-fast-path]``: every operation of the OpenAPI
-document (minus predict/infer unless asked: their hand-written schemas belong to the fast path) gets
+``python -m bench schemathesis_run [--examples 200] [--exclude-fast-path]``: every operation of the OpenAPI
+document (the predict/infer fast path included) gets
 ``--examples`` generated requests per token, checked with not_a_server_error, status_code_conformance,
 response_schema_conformance and content_type_conformance. Prints one row per operation and token: requests
 sent, statuses seen, failures (first failure's message). ``tests/api/test_openapi.py`` runs the same
@@ -38,7 +38,7 @@ PIN = {"model": "digits", "version": "1", "ref": "1"}  # the served model: past 
 
 
 def run_contract(base_url: str, *, headers: dict[str, str], examples: int, auth: str = "",
-                 include_fast_path: bool = False) -> list[OperationResult]:
+                 include_fast_path: bool = True) -> list[OperationResult]:
     """Generate ``examples`` cases per operation and check each response; never raises on a failure.
 
     Operations with a ``model`` path parameter run twice: with generated names (mostly 404s) and with the
@@ -114,7 +114,7 @@ def print_table(results: list[OperationResult]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench schemathesis_run", description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200, help="generated requests per operation and token")
-    parser.add_argument("--include-fast-path", action="store_true", help="also the predict/infer operations")
+    parser.add_argument("--exclude-fast-path", action="store_true", help="leave out the predict/infer operations")
     parser.add_argument("--repository", type=Path, help="a model repository with the digits model (else trained)")
     args = parser.parse_args(argv)
     from bench.hostile import serve  # one way to start the real server for every fault program
@@ -125,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             base_url = server.base_url
             seed_traffic(base_url)
             results = run_contract(base_url, headers={}, examples=args.examples, auth="anonymous",
-                                   include_fast_path=args.include_fast_path)
+                                   include_fast_path=not args.exclude_fast_path)
             results += run_contract(base_url, headers={"Authorization": f"Bearer {TOKEN}"}, examples=args.examples,
-                                    auth="admin", include_fast_path=args.include_fast_path)
+                                    auth="admin", include_fast_path=not args.exclude_fast_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table(results)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
 from service.api.openapi import errors
-from service.api.schemas import CalibrationWindow, CalibratorHistory
+from service.api.schemas import CalibrationWindow, CalibratorHistory, LabelShift
 from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
 from service.handlers.label_shift import label_shift_report
 
@@ -48,7 +48,8 @@ async def metrics(services: ServicesDep) -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/v1/models/{model}/versions/{version}/label_shift")
+@router.get("/v1/models/{model}/versions/{version}/label_shift",
+            responses={200: {"model": LabelShift}, **errors(400, 404, 503)})
 async def label_shift(
     model: str, version: str, services: ServicesDep, window: str | None = None, start: str | None = None,
     end: str | None = None, calibrator: str | None = None,

@@ -79,6 +79,18 @@ class CalibratorHistory(BaseModel):
     calibrators: list[CalibratorPublic]
 
 
+class LabelShift(BaseModel):
+    """The EM class-prior estimate of recent unlabelled predictions against the reference prior."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    version: int
+    calibrator_version: int | None
+    n_classes: int
+    window: dict[str, str]
+
+
 # ---- calibration window -------------------------------------------------------------------------------
 class Window(BaseModel):
     start: str

@@ -1,6 +1,6 @@
 """The OpenAPI document is the contract: a bounded schemathesis run against a live uvicorn (SQLite), with and
 without the admin token — no 5xx, every status documented, every body and content type as documented.
-The predict/infer operations are excluded here until their hand-written schemas land with the fast path.
+The predict/infer operations of the ASGI fast path are in the document (api/predict_docs.py) and in the run.
 The long run is ``python -m bench schemathesis_run``."""
 
 from __future__ import annotations
