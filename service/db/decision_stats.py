@@ -1,0 +1,120 @@
+"""Served sets and decisions, and their additive per-bucket statistics from feedback (migration 0003).
+
+``prediction_decisions`` holds what each prediction that asked for a set or a decision was served (the set as
+a bit mask); ``conformal_stats`` and ``decision_stats`` add up, per prediction-time bucket, what its labels
+showed. Windows merge by adding rows, as for the calibration statistics: O(buckets × keys), never O(rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.orm import Session
+
+from service.db.tables import ConformalStat, DecisionStat, PredictionDecision
+from service.db.upsert import add_rows
+
+KEY = ("model", "version", "calibrator_version", "bucket")
+CONFORMAL_KEY = (*KEY, "conformal_version", "coverage_ppm")
+CONFORMAL_SUMS = ("count", "covered_sum", "set_size_sum")
+DECISION_KEY = (*KEY, "cost_matrix_version", "min_confidence_ppm")
+DECISION_SUMS = ("count", "abstained_sum", "accepted_correct_sum", "costed_count", "expected_cost_sum",
+                 "realised_cost_sum", "cost_gap_sq_sum")
+ABSTAINED = -1  # prediction_decisions.action of a row that abstained
+
+
+def to_ppm(value: float) -> int:
+    """A coverage or confidence threshold in parts per million (an integer key; 0.9 → 900000)."""
+    return int(round(value * 1_000_000))
+
+
+def pack_set(mask: np.ndarray) -> bytes:
+    """One row's set membership (K,) bool → bytes (little bit order: class k is bit k % 8 of byte k // 8)."""
+    return np.packbits(mask.astype(bool), bitorder="little").tobytes()
+
+
+def unpack_set(data: bytes, n_classes: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little", count=n_classes)
+    return bits.astype(bool)
+
+
+def insert_prediction_decisions(*, session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert served sets/decisions (dicts with PredictionDecision's columns), in the prediction rows' transaction."""
+    if rows:
+        session.execute(insert(PredictionDecision), list(rows))
+
+
+def find_prediction_decisions(*, session: Session, prediction_ids: Iterable[str]) -> dict[str, PredictionDecision]:
+    ids = list(prediction_ids)
+    if not ids:
+        return {}
+    found = session.scalars(select(PredictionDecision).where(PredictionDecision.prediction_id.in_(ids)))
+    return {row.prediction_id: row for row in found}
+
+
+def add_conformal_stats(*, session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
+    add_rows(session, ConformalStat.__table__, rows, CONFORMAL_KEY, CONFORMAL_SUMS)  # type: ignore[arg-type]
+
+
+def add_decision_stats(*, session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
+    add_rows(session, DecisionStat.__table__, rows, DECISION_KEY, DECISION_SUMS)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ConformalSums:
+    conformal_version: int
+    coverage_ppm: int
+    count: float
+    covered_sum: float
+    set_size_sum: float
+
+
+@dataclass(frozen=True)
+class DecisionSums:
+    cost_matrix_version: int
+    min_confidence_ppm: int
+    count: float
+    abstained_sum: float
+    accepted_correct_sum: float
+    costed_count: float
+    expected_cost_sum: float
+    realised_cost_sum: float
+    cost_gap_sq_sum: float
+
+
+def _window(table: Any, model: str, version: int, start: datetime, end: datetime,
+            calibrator_version: int | None) -> list[Any]:
+    where = [table.model == model, table.version == version, table.bucket >= start, table.bucket < end]
+    if calibrator_version is not None:
+        where.append(table.calibrator_version == calibrator_version)
+    return where
+
+
+def read_conformal_window(
+    *, session: Session, model: str, version: int, start: datetime, end: datetime,
+    calibrator_version: int | None = None,
+) -> list[ConformalSums]:
+    """Sums over buckets in [start, end) per (conformal_version, coverage target)."""
+    t = ConformalStat
+    q = (select(t.conformal_version, t.coverage_ppm, *(func.sum(getattr(t, s)) for s in CONFORMAL_SUMS))
+         .where(*_window(t, model, version, start, end, calibrator_version))
+         .group_by(t.conformal_version, t.coverage_ppm).order_by(t.conformal_version, t.coverage_ppm))
+    return [ConformalSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in session.execute(q)]
+
+
+def read_decision_window(
+    *, session: Session, model: str, version: int, start: datetime, end: datetime,
+    calibrator_version: int | None = None,
+) -> list[DecisionSums]:
+    """Sums over buckets in [start, end) per (cost_matrix_version, abstention threshold)."""
+    t = DecisionStat
+    q = (select(t.cost_matrix_version, t.min_confidence_ppm, *(func.sum(getattr(t, s)) for s in DECISION_SUMS))
+         .where(*_window(t, model, version, start, end, calibrator_version))
+         .group_by(t.cost_matrix_version, t.min_confidence_ppm)
+         .order_by(t.cost_matrix_version, t.min_confidence_ppm))
+    return [DecisionSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in session.execute(q)]
