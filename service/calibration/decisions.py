@@ -1,8 +1,9 @@
 """Decisions from calibrated probabilities: abstention below a confidence (Chow 1970) and the Bayes action
 under a cost matrix, a*(x) = argmin_a Σ_k p̂_k(x)·C[a, k], with its expected cost min_a Σ_k p̂_k(x)·C[a, k].
 
-C has shape (A, K): A actions (the K classes, or any other list such as approve / reject / review), K classes;
-C[a, k] is the cost of action a when the truth is k. With 0/1 costs the Bayes action is the argmax.
+C has shape (A, K), entries ≥ 0: A actions (the K classes, or any other list such as approve / reject /
+review), K classes; C[a, k] is the cost of action a when the truth is k. With 0/1 costs the Bayes action is
+the argmax.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ _ACTION_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def check_cost_matrix(matrix: object, n_classes: int) -> FloatArray:
-    """A cost matrix as float64 (A, K), 1 ≤ A ≤ 256, K = ``n_classes``, every entry finite.
+    """A cost matrix as float64 (A, K), 1 ≤ A ≤ 256, K = ``n_classes``, every entry finite and ≥ 0.
 
-    Finite in float64 is the dtype the risk is computed in; negative entries (rewards) are allowed.
+    Non-negative loses nothing: adding b_k to column k adds Σ_k p_k·b_k to every action's risk, so the Bayes
+    action is unchanged, and a reward can always be written as a smaller cost. It keeps the exported cost
+    sums valid Prometheus counters (they may only grow).
     """
     if not isinstance(matrix, list | tuple | np.ndarray):
         raise CalibrationInputError("cost matrix must be a list of rows (one per action) of numbers")
@@ -36,6 +39,8 @@ def check_cost_matrix(matrix: object, n_classes: int) -> FloatArray:
         )
     if not np.isfinite(c).all():
         raise CalibrationInputError("cost matrix entries must all be finite numbers")
+    if (c < 0).any():
+        raise CalibrationInputError("cost matrix entries must be non-negative (shift a column to remove rewards)")
     return c
 
 

@@ -39,7 +39,7 @@ def test_zero_one_costs_give_the_argmax_and_one_minus_confidence() -> None:
 
 def test_expected_cost_is_the_minimum_of_explicit_sums() -> None:
     rng = np.random.default_rng(1)
-    probs, cost = softmax(rng.normal(size=(50, 4))), rng.normal(size=(3, 4))
+    probs, cost = softmax(rng.normal(size=(50, 4))), rng.exponential(size=(3, 4))
     actions, expected = bayes_actions(probs, cost)
     for i in range(50):
         risks = [sum(probs[i, k] * cost[a, k] for k in range(4)) for a in range(3)]
@@ -58,6 +58,7 @@ def test_abstain_below_the_threshold() -> None:
     ([[0, 1, 2], [1, 0]], "rectangular"),
     ([[0, 1, float("nan")]], "finite"),
     ([[0, 1, float("inf")]], "finite"),
+    ([[0, -1, 2]], "non-negative"),
     ([[0, "a", 1]], "rectangular"),
     ([], r"shape \(actions, 3\)"),
     ("0,1,2", "list of rows"),
