@@ -118,3 +118,23 @@ def read_decision_window(
          .group_by(t.cost_matrix_version, t.min_confidence_ppm)
          .order_by(t.cost_matrix_version, t.min_confidence_ppm))
     return [DecisionSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in session.execute(q)]
+
+
+def served_rows(
+    prediction_ids: Sequence[str], *, set_mask: np.ndarray | None, actions: np.ndarray | None,
+    expected_cost: np.ndarray | None, conformal_version: int | None, coverage: float | None,
+    cost_matrix_version: int | None, min_confidence: float | None,
+) -> list[dict[str, Any]]:
+    """``prediction_decisions`` rows for one request block (the arrays are ``calibration.decide.Decided``'s)."""
+    n = len(prediction_ids)
+    masks = [pack_set(set_mask[i]) for i in range(n)] if set_mask is not None else [None] * n
+    acts = actions.tolist() if actions is not None else [None] * n
+    costs = [None if np.isnan(c) else float(c) for c in expected_cost] if expected_cost is not None else [None] * n
+    common = {
+        "conformal_version": conformal_version if set_mask is not None else None,
+        "coverage_ppm": to_ppm(coverage) if set_mask is not None and coverage is not None else None,
+        "cost_matrix_version": cost_matrix_version,
+        "min_confidence_ppm": to_ppm(min_confidence) if min_confidence is not None else None,
+    }
+    return [{"prediction_id": pid, **common, "set_mask": masks[i], "action": acts[i], "expected_cost": costs[i]}
+            for i, pid in enumerate(prediction_ids)]

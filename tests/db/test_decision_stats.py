@@ -95,3 +95,17 @@ def test_a_served_row_is_deleted_with_its_prediction(database_url: str) -> None:
         session.commit()
         assert ds.find_prediction_decisions(session=session, prediction_ids=["p1"]) == {}
     engine.dispose()
+
+
+def test_served_rows_from_one_request_block() -> None:
+    mask = np.array([[True, False, True], [False, True, False]])
+    rows = ds.served_rows(["p1", "p2"], set_mask=mask, actions=np.array([2, ds.ABSTAINED]),
+                          expected_cost=np.array([0.25, np.nan]), conformal_version=4, coverage=0.9,
+                          cost_matrix_version=7, min_confidence=0.6)
+    assert rows[0] == {"prediction_id": "p1", "conformal_version": 4, "coverage_ppm": 900_000,
+                       "set_mask": bytes([0b101]), "cost_matrix_version": 7, "min_confidence_ppm": 600_000,
+                       "action": 2, "expected_cost": 0.25}
+    assert rows[1]["action"] == ds.ABSTAINED and rows[1]["expected_cost"] is None
+    only_set = ds.served_rows(["p1"], set_mask=mask[:1], actions=None, expected_cost=None, conformal_version=4,
+                              coverage=0.95, cost_matrix_version=None, min_confidence=None)
+    assert only_set[0]["action"] is None and only_set[0]["coverage_ppm"] == 950_000
