@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.calibration import make_calibrator
+from service.calibration.conformal_fitting import CONFORMAL_FILE
 from service.repository.card import (
     CALIBRATOR_FILE,
     MODEL_FILE,
@@ -28,13 +29,14 @@ from service.repository.card import (
 )
 from service.training.curvature import CurvatureConfig, curvature_report
 from service.training.data import Dataset, Split, TrainingDataError, load_dataset, split_dataset
-from service.training.evaluation import held_out_metrics, initial_calibrator
+from service.training.evaluation import held_out_metrics, initial_calibrator, initial_conformal
 from service.training.export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
 from service.training.models import Classifier, build_classifier
 from service.training.objectives import Objective, make_objective
 from service.training.seeding import deterministic
 from service.training.trainer import TrainConfig, TrainResult, train_model
 
+CONFORMAL_KINDS = ("lac", "aps", "mondrian_lac", "mondrian_aps", None)
 
 @dataclass
 class TrainedClassifier:
@@ -92,6 +94,7 @@ def train_and_export(
     hidden: tuple[int, ...] = (64,),
     arch: str = "mlp",
     calibrator: str = "auto",
+    conformal: str | None = "lac",
     curvature: bool = True,
     progress: bool = True,
     overwrite: bool = False,
@@ -102,13 +105,17 @@ def train_and_export(
     """Train a classifier and publish it as ``<repository>/<name>/<version>/``; returns that directory.
 
     Writes ``model.onnx`` (raw features in, logits out), ``card.json`` and ``calibrator.json`` (the
-    calibration core's ``method`` choice fitted on the validation split, with its held-out evaluation).
+    calibration core's ``method`` choice fitted on the validation split, with its held-out evaluation) and,
+    unless ``conformal`` is None, ``conformal.json`` (lac, aps, mondrian_lac or mondrian_aps sets fitted on the
+    validation rows the calibrator held out).
     Raises ``FileExistsError`` if the version exists and ``overwrite`` is false, ``TrainingDataError``
     on unusable data and ``ValueError`` on bad options.
     """
     if version < 1:
         raise ValueError(f"version must be >= 1, got {version}")
     make_calibrator(calibrator)  # an unknown method fails here, not after training
+    if conformal not in CONFORMAL_KINDS:
+        raise ValueError(f"conformal must be one of {', '.join(map(str, CONFORMAL_KINDS))}; got {conformal!r}")
     model_dir = Path(repository) / name
     version_dir = model_dir / str(version)
     if version_dir.exists() and not overwrite:
@@ -137,6 +144,7 @@ def train_and_export(
             version=version,
             seed=seed,
             calibrator=calibrator,
+            conformal=conformal,
             curvature=curvature,
             started=started,
         )
@@ -155,6 +163,7 @@ def _write_version(
     version: int,
     seed: int,
     calibrator: str,
+    conformal: str | None,
     curvature: bool,
     started: float,
 ) -> None:
@@ -193,6 +202,11 @@ def _write_version(
     )
     write_card(directory, card)
     (directory / CALIBRATOR_FILE).write_text(json.dumps(calibrator_payload, indent=2) + "\n")
+    if conformal is not None:
+        conformal_payload = initial_conformal(
+            onnx_logits(session, split.X_val), split.y_val, calibrator_payload, kind=conformal, seed=seed
+        )
+        (directory / CONFORMAL_FILE).write_text(json.dumps(conformal_payload) + "\n")
     os.chmod(directory, 0o755)  # mkdtemp makes it 0700; the server may run as another user
 
 
