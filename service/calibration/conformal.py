@@ -45,6 +45,7 @@ class SplitConformal:
         self.score: Score = check_score(score)
         self.mondrian = bool(mondrian)
         self.seed = int(seed)
+        self._thresholds: dict[float, FloatArray] = {}
 
     def fit(self, probs: ArrayLike, labels: ArrayLike) -> Self:
         """Learn from held-out calibrated probabilities (n, K) and labels (n,); n ≥ 1."""
@@ -55,14 +56,25 @@ class SplitConformal:
         groups = [s[y == c] for c in range(k)] if self.mondrian else [s]
         self.n_classes_ = k
         self.scores_: list[FloatArray] = [np.sort(g) for g in groups]
+        self._thresholds.clear()
         return self
 
     def thresholds(self, coverage: float) -> FloatArray:
-        """q̂ per class, shape (K,): +∞ for a group with too few rows (that class is always in the set)."""
+        """q̂ per class, shape (K,), read-only: +∞ for a group with too few rows (that class is always in the set).
+
+        Cached per coverage: clients ask for a handful of targets, and this runs on every request block.
+        """
         self._check_fitted()
+        cached = self._thresholds.get(coverage)
+        if cached is not None:
+            return cached
         c = check_coverage(coverage)
         q = np.array([conformal_quantile(g, c) for g in self.scores_], dtype=np.float64)
-        return np.broadcast_to(q, (self.n_classes_,)) if q.shape[0] == 1 else q
+        q = np.repeat(q, self.n_classes_) if q.shape[0] == 1 else q
+        q.flags.writeable = False
+        if len(self._thresholds) < 64:  # bounded: a client sweeping coverages cannot grow it without limit
+            self._thresholds[c] = q
+        return q
 
     def predict_set(self, probs: ArrayLike, coverage: float) -> np.ndarray:
         """Boolean membership (n, K) of the conformal set at ``coverage`` = 1 − α."""

@@ -125,16 +125,24 @@ def served_rows(
     expected_cost: np.ndarray | None, conformal_version: int | None, coverage: float | None,
     cost_matrix_version: int | None, min_confidence: float | None,
 ) -> list[dict[str, Any]]:
-    """``prediction_decisions`` rows for one request block (the arrays are ``calibration.decide.Decided``'s)."""
+    """``prediction_decisions`` rows for one request block (the arrays are ``calibration.decide.Decided``'s).
+
+    Packed and converted once per block, not per row: this runs on the predict path for every row that asked.
+    """
     n = len(prediction_ids)
-    masks = [pack_set(set_mask[i]) for i in range(n)] if set_mask is not None else [None] * n
-    acts = actions.tolist() if actions is not None else [None] * n
-    costs = [None if np.isnan(c) else float(c) for c in expected_cost] if expected_cost is not None else [None] * n
+    none: list[Any] = [None] * n
+    masks = none
+    if set_mask is not None:
+        masks = [row.tobytes() for row in np.packbits(set_mask, axis=1, bitorder="little")]
+    acts = actions.tolist() if actions is not None else none
+    costs = none
+    if expected_cost is not None:  # NaN (abstained) → NULL
+        costs = [None if c != c else c for c in expected_cost.tolist()]
     common = {
         "conformal_version": conformal_version if set_mask is not None else None,
         "coverage_ppm": to_ppm(coverage) if set_mask is not None and coverage is not None else None,
         "cost_matrix_version": cost_matrix_version,
         "min_confidence_ppm": to_ppm(min_confidence) if min_confidence is not None else None,
     }
-    return [{"prediction_id": pid, **common, "set_mask": masks[i], "action": acts[i], "expected_cost": costs[i]}
-            for i, pid in enumerate(prediction_ids)]
+    return [{"prediction_id": pid, **common, "set_mask": m, "action": a, "expected_cost": c}
+            for pid, m, a, c in zip(prediction_ids, masks, acts, costs, strict=True)]
