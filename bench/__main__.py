@@ -1,4 +1,5 @@
-"""``python -m bench`` lists the benchmarks; ``python -m bench NAME [NAME …]`` or ``all`` runs them.
+"""``python -m bench`` lists the benchmarks; ``python -m bench NAME [--its-options …]`` runs one, ``all``
+runs every one with its defaults.
 
 Each benchmark is a module ``bench/<name>.py`` with a ``main()`` that prints a table of medians and ratios
 against a baseline measured in the same run (never in unit tests: timing belongs here)."""
@@ -28,18 +29,18 @@ def available() -> dict[str, str]:
 def main(argv: list[str]) -> int:
     benches = available()
     if not argv:
-        print("usage: python -m bench NAME [NAME …] | all\n")
+        print("usage: python -m bench NAME [options] | all\n")
         for name, doc in sorted(benches.items()):
             print(f"  {name:22s} {doc}")
         return 0
-    names = sorted(benches) if argv == ["all"] else argv
-    for name in names:
+    runs = [(name, []) for name in sorted(benches)] if argv == ["all"] else [(argv[0], argv[1:])]
+    for name, options in runs:
         if name not in benches:
             print(f"unknown benchmark {name!r}; choose from {sorted(benches)}")
             return 2
         print(f"\n=== bench.{name} ===", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        module.main()  # type: ignore[attr-defined]
+        module.main(options)  # each benchmark's own argparse sees only its options
     return 0
 
 

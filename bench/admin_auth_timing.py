@@ -6,7 +6,9 @@ two kinds of guesses, and prints medians and their ratio."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,10 @@ from service.settings import Settings
 TOKEN = "s3cret-admin-token-" + "x" * 45
 
 
-def main(rounds: int = 3000) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="admin token check time vs how much of the token a guess shares")
+    parser.add_argument("--rounds", type=int, default=3000)
+    rounds = parser.parse_args(argv).rounds
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(url)
@@ -43,4 +48,4 @@ def main(rounds: int = 3000) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

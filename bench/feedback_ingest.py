@@ -183,14 +183,13 @@ def raw_insert_rate(url: str, ids: list[str], labels: np.ndarray, batch: int) ->
 def handler_rate(url: str, model_dir: Path, ids: list[str], labels: np.ndarray, batch: int) -> float:
     """The feedback handler in-process, one thread, batches of ``batch`` (no HTTP, no JSON)."""
     from service.app import build_services
-    from service.handlers.feedback import submit_feedback
     from service.settings import Settings
 
     services = build_services(Settings(database_url=url, model_repository=model_dir.parent.parent))
     services.registry.load_all()
     started = time.perf_counter()
     for start in range(0, len(ids), batch):
-        results = submit_feedback(services, list(zip(ids[start:start + batch], labels[start:start + batch].tolist(),
+        results = services.feedback.submit_sync(list(zip(ids[start:start + batch], labels[start:start + batch].tolist(),
                                                      strict=True)))
         assert all(r.status == "accepted" for r in results), {r.status for r in results}
     elapsed = time.perf_counter() - started

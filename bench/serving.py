@@ -115,11 +115,13 @@ def bench_onnxruntime(model: Path, rows: np.ndarray, seconds: float) -> list[Res
     return results
 
 
-def start(args: list[str], env: dict[str, str], ready_url: str, log: Path) -> tuple[subprocess.Popen[bytes], float]:
-    """Start a server; returns the process and seconds from process start to its first 200 on ``ready_url``."""
+def start(args: list[str], env: dict[str, str], ready_url: str, log: Path,
+          cwd: Path | None = None) -> tuple[subprocess.Popen[bytes], float]:
+    """Start a server; returns the process and seconds from process start to its first 200 on ``ready_url``.
+    ``cwd``: serve the ``service`` package of another checkout (``python -m`` puts the cwd first on the path)."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args, "--no-access-log", "--log-level", "warning"],
-                            env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+                            env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=cwd)
     while time.perf_counter() - started < 60:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
@@ -198,12 +200,15 @@ def checks(results: list[Result], memory: dict[str, tuple[float, float]], ready:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per cell; the median (by req/s) is shown")
     parser.add_argument("--repository", type=Path, help="an existing repository with digits/1 (skips training)")
-    args = parser.parse_args()
+    parser.add_argument("--compare-tree", type=Path,
+                        help="another checkout (e.g. a git worktree of an earlier commit): its /v1 and /v2 join "
+                             "the same run as '(e) … before', on their own SQLite database")
+    args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -235,6 +240,18 @@ def main() -> int:
                  Case("c", "(c) /v1 predict", f"{ours}/v1/models/digits/predict", bodies["v1"]),
                  Case("d-json", "(d) /v2 infer JSON", f"{ours}/v2/models/digits/infer", bodies["v2"]),
                  Case("d-binary", "(d) /v2 infer binary", f"{ours}/v2/models/digits/infer", bodies["v2bin"])]
+        procs = [base_proc, ours_proc]
+        if args.compare_tree is not None:
+            before_db = f"sqlite:///{work / 'before.db'}"
+            upgrade(before_db)
+            before_proc, _ = start(["--factory", "service.app:create_app", "--port", "18703"],
+                                   {**ours_env, "CALIBSERVE_DATABASE_URL": before_db},
+                                   "http://127.0.0.1:18703/v2/health/ready", work / "before.log",
+                                   cwd=args.compare_tree.resolve())
+            procs.append(before_proc)
+            before = "http://127.0.0.1:18703"
+            cases += [Case("e-v1", "(e) /v1 predict before", f"{before}/v1/models/digits/predict", bodies["v1"]),
+                      Case("e-json", "(e) /v2 JSON before", f"{before}/v2/models/digits/infer", bodies["v2"])]
         try:
             for case in cases:  # warm-up: first requests pay for lazy imports and allocator growth
                 wrk(case.url, case.bodies[1], 2, 1, work / "post.lua")
@@ -243,10 +260,11 @@ def main() -> int:
                     runs: dict[str, list[Result]] = {case.key: [] for case in cases}
                     for _ in range(args.repeat):  # rounds interleave the targets; the median run is kept
                         for case in cases:
-                            drain(ours)  # ours writing its log in the background would slow any run down
+                            for p_url in {ours, *(["http://127.0.0.1:18703"] if args.compare_tree else [])}:
+                                drain(p_url)  # a log written in the background would slow any run down
                             rps, p50, p99, errors = wrk(case.url, case.bodies[b], c, args.duration,
                                                         work / "post.lua")
-                            backlog = log_backlog(ours) if case.key != "b" else 0
+                            backlog = log_backlog(case.url.split("/v")[0]) if case.key != "b" else 0
                             runs[case.key].append(Result(case.key, case.name, b, c, rps, p50, p99, errors,
                                                          backlog))
                             print(f"  {case.name:22} batch {b:2} c={c:2}: {rps:8.0f} req/s  p99 {p99:6.2f} ms",
@@ -255,7 +273,7 @@ def main() -> int:
                         results.append(sorted(case_runs, key=lambda r: r.rps)[len(case_runs) // 2])
             memory = {k: (idle[k], rss_mib(p.pid)[1]) for k, p in (("ours", ours_proc), ("baseline", base_proc))}
         finally:
-            for proc in (base_proc, ours_proc):
+            for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=30)
         print()

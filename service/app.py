@@ -14,8 +14,11 @@ from service.api import admin, dashboard, feedback, monitoring, native, reposito
 from service.api.errors import install_error_handlers
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.writer import PredictionWriter
-from service.handlers.feedback_batcher import FeedbackBatcher
+from service.handlers.feedback_ingest import FeedbackIngest
 from service.handlers.gauges import refresh_gauges
+from service.handlers.lifecycle import CalibratorLifecycle
+from service.handlers.oip import V2Codec
+from service.handlers.predictor import Predictor
 from service.handlers.services import Services
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
@@ -35,7 +38,15 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
     )
     registry = Registry(settings.model_repository, sessions, intra_op_threads=settings.intra_op_threads,
                         inter_op_threads=settings.inter_op_threads)
-    return Services(settings, engine, sessions, registry, writer, metrics)
+    return Services(
+        settings, engine, sessions, registry, writer, metrics,
+        predictor=Predictor(registry=registry, writer=writer, metrics=metrics),
+        feedback=FeedbackIngest(sessions=sessions, registry=registry, writer=writer, metrics=metrics,
+                                max_items=settings.max_feedback_items, bucket_seconds=settings.bucket_seconds,
+                                counter_bins=settings.ece_bins),
+        lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry),
+        v2_codec=V2Codec(settings.max_body_bytes),
+    )
 
 
 def _background(services: Services, stop: threading.Event) -> None:
@@ -61,8 +72,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         services = build_services(settings, metrics)
         services.registry.load_all()
         services.writer.start()
-        services.feedback_batcher = FeedbackBatcher(services)
-        services.feedback_batcher.start()
+        services.feedback.start()
         stop = threading.Event()
         thread = threading.Thread(target=_background, args=(services, stop), name="sync", daemon=True)
         thread.start()
@@ -72,7 +82,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         finally:
             stop.set()
             thread.join(timeout=10)
-            services.feedback_batcher.stop()  # commits queued labels before their callers get a 2xx
+            services.feedback.stop()  # commits queued labels before their callers get a 2xx
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
             services.engine.dispose()
 

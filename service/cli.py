@@ -90,13 +90,13 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_refit(args: argparse.Namespace) -> int:
     from service.app import build_services
-    from service.handlers.calibrators import RefitRequest, refit
+    from service.handlers.refit_options import options_from_cli
 
+    options = options_from_cli(args)
     services = build_services(Settings())
     services.registry.load_model(args.model)
-    req = RefitRequest(method=args.method, last_n=args.last_n, dry_run=args.dry_run, activate=args.activate,
-                       min_labels=args.min_labels, min_per_class=args.min_per_class)
-    result = refit(services, model=args.model, version=args.version, req=req, actor=f"cli:{os.getenv('USER', '?')}")
+    result = services.lifecycle.refit(model=args.model, version=args.version, options=options,
+                                      actor=f"cli:{os.getenv('USER', '?')}")
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -119,12 +119,9 @@ def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
     refit = sub.add_parser("refit", help="re-fit a calibrator from stored feedback (same handler as the API)")
     refit.add_argument("model")
     refit.add_argument("version")
-    refit.add_argument("--method", default="temperature")
-    refit.add_argument("--last-n", type=int, default=10_000)
-    refit.add_argument("--dry-run", action="store_true")
-    refit.add_argument("--activate", choices=["never", "if_better", "always"], default="if_better")
-    refit.add_argument("--min-labels", type=int, default=100)
-    refit.add_argument("--min-per-class", type=int, default=2)
+    from service.handlers.refit_options import add_cli_arguments  # the options the HTTP body takes
+
+    add_cli_arguments(refit)
     refit.set_defaults(func=cmd_refit)
     for name, (module, add, run, text) in LAZY.items():
         lazy = sub.add_parser(name, help=text)

@@ -1,4 +1,7 @@
-"""Domain errors: the single source of HTTP statuses. Raised below ``api/``, rendered by one handler."""
+"""Domain errors: the single source of HTTP statuses. Raised below ``api/``, rendered by one handler.
+
+Each class names what happened, not the status it maps to (``NoPreviousCalibrator``, not ``Conflict``).
+"""
 
 from __future__ import annotations
 
@@ -15,16 +18,16 @@ class InvalidInput(ServiceError):
     status_code = 400
 
 
+class UnknownCalibrationMethod(InvalidInput):
+    """A re-fit named a method the calibration table does not have."""
+
+
 class ModelNotFound(ServiceError):
     status_code = 404
 
 
 class ModelNotReady(ServiceError):
     status_code = 503
-
-
-class UnknownPrediction(ServiceError):
-    status_code = 404
 
 
 class CalibratorNotFound(ServiceError):
@@ -35,15 +38,21 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
-class Unauthorized(ServiceError):
+class AdminTokenMissing(ServiceError):
+    """An admin route was called without ``Authorization: Bearer …``."""
+
     status_code = 401
 
 
-class Forbidden(ServiceError):
+class AdminTokenRejected(ServiceError):
+    """The bearer token matches no configured token, or admin routes are disabled (no token configured)."""
+
     status_code = 403
 
 
-class Conflict(ServiceError):
+class NoPreviousCalibrator(ServiceError):
+    """A rollback was asked for, but the active calibrator replaced nothing."""
+
     status_code = 409
 
 

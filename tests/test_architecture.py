@@ -12,7 +12,7 @@ SERVICE = Path(__file__).resolve().parents[1] / "service"
 # package → service subpackages it may import (besides itself); settings/errors are shared leaves
 ALLOWED = {
     "calibration": set(),
-    "db": set(),
+    "db": {"calibration"},  # the one binning rule and the sufficient statistics (pure numpy) live there
     "monitoring": {"calibration", "db"},
     "repository": {"calibration", "db"},
     "handlers": {"calibration", "db", "monitoring", "repository"},
@@ -51,6 +51,72 @@ def test_dependency_rule() -> None:
                 if target not in LEAVES and target != package and target not in ALLOWED[package]:
                     violations.append(f"{path}: {package}/ may not import service.{target}")
     assert violations == []
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SERVICE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """service module → the service modules it imports at module level or in functions (TYPE_CHECKING
+    imports included: a cycle hidden behind TYPE_CHECKING is still a cycle in the design)."""
+    modules = {_module_name(p): p for p in SERVICE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]
+            graph[module] |= {t for t in targets if t in modules and t != module and t != "service"}
+    return graph
+
+
+def test_import_graph_is_acyclic() -> None:
+    graph = _import_graph()
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt):], nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "any_", "func", "union_all"}
+
+
+def test_sql_is_written_only_in_db() -> None:
+    """Statements are built in service/db/ only; everywhere else calls its query functions."""
+    offenders = []
+    for path in SERVICE.rglob("*.py"):
+        if path.relative_to(SERVICE).parts[0] == "db":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sqlalchemy":
+                offenders += [f"{path}: {a.name}" for a in node.names if a.name in SQL_BUILDERS]
+            if isinstance(node, ast.Attribute) and node.attr in {"execute", "exec_driver_sql"}:
+                offenders.append(f"{path}:{node.lineno}: .{node.attr}()")
+    assert offenders == []
+
+
+def test_routes_never_open_sessions() -> None:
+    """Handlers own the transaction; a route makes one call into a core object."""
+    offenders = [f"{p}:{n.lineno}" for p in (SERVICE / "api").rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
+                 if isinstance(n, ast.Attribute) and n.attr in {"sessions", "commit", "begin", "engine"}]
+    assert offenders == []
 
 
 def test_serving_never_imports_torch(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.errors import Forbidden, Unauthorized
+from service.errors import AdminTokenMissing, AdminTokenRejected
 from service.handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,13 @@ def require_admin(request: Request, services: ServicesDep) -> str:
     tokens = services.settings.all_admin_tokens()
     if not tokens:
         services.metrics.admin_auth_failures.labels("disabled").inc()
-        raise Forbidden("admin endpoints are disabled: no admin token is configured (CALIBSERVE_ADMIN_TOKEN)")
+        raise AdminTokenRejected("admin endpoints are disabled: no admin token is configured (CALIBSERVE_ADMIN_TOKEN)")
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         services.metrics.admin_auth_failures.labels("missing").inc()
         log.warning("admin request without a bearer token: %s %s", request.method, request.url.path)
-        raise Unauthorized("admin endpoints need an 'Authorization: Bearer <token>' header")
+        raise AdminTokenMissing("admin endpoints need an 'Authorization: Bearer <token>' header")
     given_digest = hashlib.sha256(given.strip().encode()).digest()
     matched = False
     for token in tokens:
@@ -51,7 +51,7 @@ def require_admin(request: Request, services: ServicesDep) -> str:
     if not matched:
         services.metrics.admin_auth_failures.labels("invalid").inc()
         log.warning("admin request with an invalid token: %s %s", request.method, request.url.path)  # never the token
-        raise Forbidden("the admin token is not valid")
+        raise AdminTokenRejected("the admin token is not valid")
     return "admin:" + hashlib.sha256(given.strip().encode()).hexdigest()[:8]
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ServicesDep
-from service.api.http import JSONBytes, json_object, read_body
+from service.api.http import JSONBytes, read_body
 from service.errors import InvalidInput
-from service.handlers.feedback import submit_feedback
+from service.handlers.json_body import json_object
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
-SMALL_BATCH = 100
 
 
 @router.post("/feedback")
@@ -29,13 +25,7 @@ async def post_feedback(request: Request, services: ServicesDep) -> Response:
         if not isinstance(item, dict) or "prediction_id" not in item or "label" not in item:
             raise InvalidInput(f"items[{i}] must be an object with prediction_id and label")
         pairs.append((item["prediction_id"], item["label"]))
-    batcher = services.feedback_batcher
-    if batcher is not None and 0 < len(pairs) < SMALL_BATCH:
-        # small requests share one transaction with their concurrent peers (group commit); each still
-        # answers only after the commit that holds its labels
-        results = await asyncio.wrap_future(batcher.submit(pairs))
-    else:
-        results = await run_in_threadpool(submit_feedback, services, pairs)  # DB work off the event loop
+    results = await services.feedback.submit(pairs)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

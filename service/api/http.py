@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the routers: fast JSON responses, bounded raw-body reads, JSON decoding."""
+"""HTTP plumbing shared by the routers: fast JSON responses, bounded raw-body reads, codec output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from service.errors import InvalidInput, PayloadTooLarge
+from service.errors import PayloadTooLarge
+from service.handlers.predictor import Rendered
 
 
 class JSONBytes(Response):
@@ -34,17 +35,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_json(body: bytes) -> Any:
-    if not body:
-        raise InvalidInput("the request body is empty; send a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    data = decode_json(body)
-    if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    return data
+def render(rendered: Rendered) -> Response:
+    """A codec's output as an HTTP response."""
+    return Response(rendered.body, media_type=rendered.media_type, headers=dict(rendered.headers or {}))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
-from service.db import calibrators as calibrator_rows
 from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
 
 router = APIRouter(tags=["monitoring"])
@@ -31,19 +28,8 @@ async def calibration(
 async def calibrator_history(model: str, version: str, services: ServicesDep) -> Response:
     """Every calibrator version of a model version, with its state, method, fit window and evaluation."""
     v, _ = resolve_version(services, model, version)
-    with services.sessions() as session:
-        rows = calibrator_rows.list_calibrators(session=session, model=model, version=v)
-        return JSONBytes({"model": model, "version": v, "calibrators": [calibrator_public(r) for r in rows]})
-
-
-def calibrator_public(r: Any) -> dict[str, Any]:
-    return {
-        "calibrator_version": r.calibrator_version, "method": r.method, "params": r.params, "state": r.state,
-        "source": r.source, "fit_window": r.fit_window, "n_fit": r.n_fit, "evaluation": r.evaluation,
-        "created_at": r.created_at.isoformat(), "created_by": r.created_by,
-        "activated_at": r.activated_at.isoformat() if r.activated_at else None,
-        "previous_active": r.previous_active,
-    }
+    rows = await run_in_threadpool(lambda: services.lifecycle.history(model=model, version=v))
+    return JSONBytes({"model": model, "version": v, "calibrators": rows})
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.api.deps import ServicesDep, services_of
-from service.api.http import JSONBytes, json_object, read_body
-from service.errors import InvalidInput
-from service.handlers import inference
-from service.handlers.inference import PredictionBatch
+from service.api.http import JSONBytes, read_body, render
+from service.handlers.v1_codec import V1Codec
 
 router = APIRouter(prefix="/v1", tags=["predict"])
+V1_CODEC = V1Codec()
 
 
 def _openapi(*params: str) -> dict[str, Any]:
@@ -32,61 +29,21 @@ def _openapi(*params: str) -> dict[str, Any]:
 @router.post("/models/{model}/predict", openapi_extra=_openapi("model"))
 async def predict_default(request: Request) -> Response:
     """Predict with the model's `production` alias (else its newest version); calibrated confidences."""
-    return await _predict(request.path_params["model"], None, request)
+    return await _predict(request, None)
 
 
 @router.post("/models/{model}/versions/{ref}/predict", openapi_extra=_openapi("model", "ref"))
 async def predict_version(request: Request) -> Response:
     """Predict with a version number or an alias; calibrated confidences."""
-    return await _predict(request.path_params["model"], request.path_params["ref"], request)
+    return await _predict(request, request.path_params["ref"])
 
 
-async def _predict(model: str, ref: str | None, request: Request) -> Response:
-    started = time.perf_counter()
+async def _predict(request: Request, ref: str | None) -> Response:
     services = services_of(request)
-    body = json_object(await read_body(request, services.settings.max_body_bytes))
-    loaded = services.registry.resolve(model, ref)
-    rows = inference.as_feature_matrix(body.get("instances"), loaded.classifier.n_features)
-    top_k = _top_k(body.get("top_k"), len(loaded.card.classes))
-    tags = body.get("tags")
-    if tags is not None and not isinstance(tags, dict):
-        raise InvalidInput("tags must be a JSON object")
-    batch = inference.predict(services, model=model, ref=loaded.version, rows=rows, tags=tags)
-    content = render_predictions(batch, top_k)
-    version = str(batch.loaded.version)
-    services.metrics.latency.labels("v1_predict", model, version).observe(time.perf_counter() - started)
-    services.metrics.requests.labels("v1_predict", model, version, "200").inc()
-    return JSONBytes(content)
-
-
-def _top_k(value: Any, n_classes: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= n_classes:
-        raise InvalidInput(f"top_k must be an integer between 1 and {n_classes}")
-    return value
-
-
-def render_predictions(batch: PredictionBatch, top_k: int | None) -> dict[str, Any]:
-    classes = batch.classes
-    probs = batch.probabilities
-    order = np.argsort(-probs, axis=1)[:, :top_k] if top_k else None
-    predictions = []
-    for i, pid in enumerate(batch.prediction_ids):
-        k = int(batch.class_index[i])
-        item: dict[str, Any] = {
-            "prediction_id": pid, "label": classes[k], "class_index": k,
-            "confidence": float(batch.confidence[i]), "probabilities": probs[i],
-        }
-        if order is not None:
-            item["top_k"] = [{"label": classes[j], "class_index": int(j), "probability": float(probs[i, j])}
-                             for j in order[i]]
-        predictions.append(item)
-    return {
-        "model": batch.loaded.name, "model_version": batch.loaded.version,
-        "calibrator_version": batch.serving.calibrator_version, "calibration_method": batch.serving.method,
-        "classes": classes, "predictions": predictions,
-    }
+    rendered = await services.predictor.predict(
+        V1_CODEC, request.path_params["model"], ref,
+        lambda: read_body(request, services.settings.max_body_bytes), request.headers)
+    return render(rendered)
 
 
 @router.get("/models")

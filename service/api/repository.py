@@ -15,9 +15,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AdminDep, ServicesDep, require_admin
-from service.api.http import JSONBytes, decode_json, read_body
-from service.db import audit
+from service.api.http import JSONBytes, read_body
 from service.errors import InvalidInput
+from service.handlers.json_body import decode_json
 from service.handlers.services import Services
 
 router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_admin)])
@@ -39,12 +39,6 @@ def _parameters(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be a JSON object")
     return params
-
-
-def _audit(services: Services, actor: str, action: str, model: str, detail: dict[str, Any]) -> None:
-    with services.sessions() as session:
-        audit.record(session=session, actor=actor, action=action, model=model, version=None, detail=detail)
-        session.commit()
 
 
 @router.post("/index")
@@ -69,8 +63,9 @@ async def load(model: str, request: Request, services: ServicesDep, actor: Admin
     if config is not None and not isinstance(config, str | dict):
         raise InvalidInput("parameters.config must be a JSON string holding the model configuration")
     entry = await run_in_threadpool(services.registry.load_model, model, config)
-    _audit(services, actor, "load_model", model, {"versions": sorted(entry.versions),
-                                                    "errors": entry.errors, "config": config})
+    await run_in_threadpool(lambda: services.lifecycle.record(
+        actor=actor, action="load_model", model=model,
+        detail={"versions": sorted(entry.versions), "errors": entry.errors, "config": config}))
     if not entry.versions:  # Triton answers a load that leaves nothing serving with an error
         reason = entry.error or "; ".join(f"version {v}: {e}" for v, e in sorted(entry.errors.items()))
         raise InvalidInput(f"model '{model}' has no loadable version: {reason or 'no version directories'}")
@@ -82,5 +77,7 @@ async def unload(model: str, request: Request, services: ServicesDep, actor: Adm
     """Stop serving a model (requests in flight finish on the version they resolved)."""
     params = _parameters(await _optional_object(request, services))
     await run_in_threadpool(services.registry.unload_model, model)
-    _audit(services, actor, "unload_model", model, {"unload_dependents": params.get("unload_dependents")})
+    await run_in_threadpool(lambda: services.lifecycle.record(
+        actor=actor, action="unload_model", model=model,
+        detail={"unload_dependents": params.get("unload_dependents")}))
     return Response(status_code=200)

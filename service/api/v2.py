@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api.deps import ServicesDep, services_of
-from service.api.http import JSONBytes, read_body
-from service.errors import ModelNotReady, ServiceError
-from service.handlers import inference, oip
-from service.repository.registry import LoadedVersion, ModelEntry
+from service.api.http import JSONBytes, read_body, render
+from service.errors import ModelNotReady
+from service.handlers import oip
+from service.repository.loaded import LoadedVersion
+from service.repository.registry import ModelEntry
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
@@ -110,29 +108,9 @@ async def infer(request: Request) -> Response:
     """Inference (JSON or binary tensors; the body is read raw: tritonclient sends no Content-Type)."""
     # The hot path takes only ``request``: each declared parameter or dependency costs FastAPI a
     # validation pass per request (~50 µs of ~400 µs at batch 1), so path params are read directly.
-    started = time.perf_counter()
     services = services_of(request)
-    model: str = request.path_params["model"]
-    version: str | None = request.path_params.get("version")
-    try:
-        limit = services.settings.max_body_bytes
-        headers = request.headers
-        body = oip.decompress(await read_body(request, limit), headers.get("content-encoding"), limit)
-        loaded = services.registry.resolve(model, version)
-        parsed = oip.parse_request(body, headers.get("inference-header-content-length"), loaded)
-        if getattr(loaded.classifier, "batching", False):  # batches form only across threads
-            batch = await run_in_threadpool(inference.predict, services, model=model, ref=loaded.version,
-                                            rows=parsed.rows, tags=parsed.tags)
-        else:  # a small model runs faster inline than the ~100 µs a thread hop costs
-            batch = inference.predict(services, model=model, ref=loaded.version, rows=parsed.rows,
-                                      tags=parsed.tags)
-        content, extra = oip.render_response(batch, parsed)
-    except ServiceError as exc:  # counted here, rendered as {"error": ...} by the one error handler
-        known = model if model in services.registry.models else "unknown"  # bounded label values
-        services.metrics.requests.labels("v2_infer", known, "", str(exc.status_code)).inc()
-        raise
-    v = str(batch.loaded.version)
-    services.metrics.latency.labels("v2_infer", model, v).observe(time.perf_counter() - started)
-    services.metrics.requests.labels("v2_infer", model, v, "200").inc()
-    media = "application/octet-stream" if extra else "application/json"
-    return Response(content, headers=extra, media_type=media)
+    limit = services.settings.max_body_bytes
+    rendered = await services.predictor.predict(
+        services.v2_codec, request.path_params["model"], request.path_params.get("version"),
+        lambda: read_body(request, limit), request.headers)
+    return render(rendered)

@@ -11,7 +11,7 @@ from service.calibration.base import (
     NotFittedError,
     logits_from_probabilities,
 )
-from service.calibration.fitting import FitReport, evaluate, fit_report
+from service.calibration.fitting import FitReport, evaluate, fit_report, paired_nll_gain
 from service.calibration.registry import CALIBRATORS, calibrator_from_dict, make_calibrator
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "logits_from_probabilities",
     "make_calibrator",
     "metrics",
+    "paired_nll_gain",
     "streaming",
 ]

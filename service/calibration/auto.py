@@ -3,6 +3,7 @@ held-out NLL, and keep the identity unless a candidate beats it (DESIGN.md §6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -25,21 +26,17 @@ DEFAULT_CANDIDATES = ("temperature", "focal_temperature", "vector", "dirichlet",
 MAX_DIRICHLET_CLASSES = 50  # K² parameters: beyond this the default list leaves Dirichlet out
 
 
-def _registry() -> dict[str, type[Calibrator]]:
-    # Imported here, not at module level: the registry lists AutoCalibrator itself.
-    from service.calibration.registry import CALIBRATORS
-
-    return CALIBRATORS
-
-
 class AutoCalibrator:
     """Picks a calibrator by held-out NLL on a seeded stratified split, then refits it on all rows.
 
     Candidates that cannot fit the data (Platt for K > 2, Dirichlet by default for K > 50) are skipped.
-    ``scores_`` holds each held-out NLL, ``chosen_`` the fitted winner.
+    ``scores_`` holds each held-out NLL, ``chosen_`` the fitted winner. The candidates come from ``table``
+    (method name → class), given by whoever builds it — the method registry binds its own table with
+    ``bound_to`` — so this module never imports the registry that lists it.
     """
 
     method: ClassVar[str] = "auto"
+    table: ClassVar[Mapping[str, type[Calibrator]]] = {}
     preserves_argmax: ClassVar[bool] = False
     chosen_: Calibrator
     scores_: dict[str, float]
@@ -52,7 +49,7 @@ class AutoCalibrator:
         seed: int = 0,
         refit: bool = True,
     ) -> None:
-        unknown = [name for name in candidates or () if name not in _registry() or name == self.method]
+        unknown = [name for name in candidates or () if name not in self.table or name == self.method]
         if unknown:
             raise CalibrationInputError(f"unknown auto candidates: {', '.join(map(str, unknown))}")
         self.candidates = None if candidates is None else tuple(candidates)
@@ -60,7 +57,15 @@ class AutoCalibrator:
         self.seed = seed
         self.refit = refit
 
+    @classmethod
+    def bound_to(cls, table: Mapping[str, type[Calibrator]]) -> type[AutoCalibrator]:
+        """This class with its candidate table: ``AutoCalibrator.bound_to({"temperature": TS, …})``."""
+        return type(cls.__name__, (cls,), {"table": dict(table), "__doc__": cls.__doc__})
+
     def _candidate_names(self, n_classes: int) -> tuple[str, ...]:
+        if not self.table:
+            raise CalibrationInputError("AutoCalibrator has no candidate table: use make_calibrator('auto') "
+                                        "or AutoCalibrator.bound_to(table)")
         if self.candidates is not None:
             return self.candidates
         skip = {"platt"} if n_classes != 2 else set()
@@ -78,14 +83,14 @@ class AutoCalibrator:
             best_nll = self.scores_["identity"] = metrics.nll(softmax(z_eval), y_eval)
             for name in self._candidate_names(z.shape[1]):
                 try:
-                    candidate = _registry()[name]().fit(z[fit_idx], y[fit_idx])
+                    candidate = self.table[name]().fit(z[fit_idx], y[fit_idx])
                 except CalibrationInputError:
                     continue
                 score = self.scores_[name] = metrics.nll(candidate.predict_proba(z_eval), y_eval)
                 if score < best_nll:
                     best, best_nll = candidate, score
         if self.refit and best.method != "identity":
-            best = _registry()[best.method]().fit(z, y)
+            best = self.table[best.method]().fit(z, y)
         self.chosen_ = best
         return self
 
@@ -124,6 +129,6 @@ class AutoCalibrator:
         chosen = params["chosen"]
         if not isinstance(chosen, dict) or chosen.get("method") == cls.method:
             raise CalibrationInputError("auto calibrator must wrap one concrete calibrator")
-        cal.chosen_ = _registry()[chosen["method"]].from_dict(chosen)
+        cal.chosen_ = cls.table[chosen["method"]].from_dict(chosen)
         cal.scores_ = {str(k): float(v) for k, v in params.get("scores", {}).items()}
         return cal

@@ -72,8 +72,16 @@ class FitReport:
     calibrator: Calibrator
     before: dict[str, float]
     after: dict[str, float]
-    n_fit: int
-    n_eval: int
+    fit_index: np.ndarray  # rows of the input the calibrator was fitted on
+    eval_index: np.ndarray  # the held-out rows behind ``before`` and ``after``
+
+    @property
+    def n_fit(self) -> int:
+        return int(self.fit_index.size)
+
+    @property
+    def n_eval(self) -> int:
+        return int(self.eval_index.size)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,4 +130,17 @@ def fit_report(
     z_eval, y_eval = z[eval_idx], y[eval_idx]
     before = evaluate(softmax(z_eval), y_eval, n_bins, n_boot, seed)
     after = evaluate(calibrator.predict_proba(z_eval), y_eval, n_bins, n_boot, seed)
-    return FitReport(calibrator, before, after, int(fit_idx.size), int(eval_idx.size))
+    return FitReport(calibrator, before, after, fit_idx, eval_idx)
+
+
+def paired_nll_gain(p_old: ArrayLike, p_new: ArrayLike, labels: ArrayLike, *, n_boot: int = 1000,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """Mean per-row NLL(old) − NLL(new) on the same rows (> 0: new is better), with a 95% bootstrap CI.
+
+    p_old, p_new: (n, K) probabilities; labels: (n,). Paired: both are scored on every row."""
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(y.size)
+    old, new = np.asarray(p_old, dtype=np.float64), np.asarray(p_new, dtype=np.float64)
+    d = np.log(np.clip(new[rows, y], 1e-12, 1.0)) - np.log(np.clip(old[rows, y], 1e-12, 1.0))
+    lo, hi = _mean_ci(d, n_boot, seed)
+    return float(d.mean()), lo, hi

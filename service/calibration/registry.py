@@ -15,7 +15,7 @@ from service.calibration.platt import PlattScaling
 from service.calibration.temperature import TemperatureScaling
 from service.calibration.vector import VectorScaling
 
-CALIBRATORS: dict[str, type[Calibrator]] = {
+CONCRETE: dict[str, type[Calibrator]] = {
     cls.method: cls
     for cls in (
         IdentityCalibrator,
@@ -26,9 +26,10 @@ CALIBRATORS: dict[str, type[Calibrator]] = {
         HistogramBinning,
         IsotonicCalibrator,
         PlattScaling,
-        AutoCalibrator,
     )
 }
+# ``auto`` chooses among the concrete methods: it gets that table, it does not import this module.
+CALIBRATORS: dict[str, type[Calibrator]] = {**CONCRETE, AutoCalibrator.method: AutoCalibrator.bound_to(CONCRETE)}
 
 
 def _lookup(name: object) -> type[Calibrator]:

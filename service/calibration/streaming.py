@@ -44,6 +44,13 @@ def fine_bin_index(confidence: ArrayLike) -> np.ndarray[Any, np.dtype[np.int64]]
     return bin_index(np.asarray(confidence, dtype=np.float64), FINE_BINS)
 
 
+def confidence_histogram(confidence: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """(count, Σ confidence) per micro-bin, each (300,): the label-free confidence state of served rows."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    idx = fine_bin_index(conf)
+    return weighted_bincount(idx, None, FINE_BINS), weighted_bincount(idx, conf, FINE_BINS)
+
+
 def _coarsen_factor(n_bins: int) -> int:
     if n_bins < 1 or FINE_BINS % n_bins:
         raise CalibrationInputError(f"n_bins must divide {FINE_BINS} (e.g. 10, 15, 20, 25); got {n_bins}")

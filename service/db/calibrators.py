@@ -113,3 +113,14 @@ def active_versions(*, session: Session) -> dict[tuple[str, int], int]:
         )
     )
     return {(m, v): cv for m, v, cv in rows}
+
+
+def activation_record(
+    *, session: Session, model: str, version: int, calibrator_version: int
+) -> tuple[datetime | None, datetime, dict[str, Any] | None] | None:
+    """(activated_at, created_at, evaluation) of one calibrator: three columns, not an ORM entity, because
+    every calibration query reads them (the drift reference)."""
+    c = Calibrator
+    row = session.execute(select(c.activated_at, c.created_at, c.evaluation).where(
+        c.model == model, c.version == version, c.calibrator_version == calibrator_version)).first()
+    return None if row is None else (row[0], row[1], row[2])

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.calibration.streaming import confidence_histogram
 from service.db.tables import (
     CalibrationBin,
     CalibrationClassBin,
@@ -42,15 +43,6 @@ from service.db.tables import (
 )
 
 KEY = ("model", "version", "calibrator_version", "bucket")
-# The calibration core's micro-bins (streaming.FINE_BINS, right-closed edges k/300), repeated because db/ may
-# not import calibration/ (DESIGN.md §3); tests/monitoring/test_state_bins.py keeps the two identical.
-FINE_BINS = 300
-_FINE_EDGES = np.arange(FINE_BINS + 1, dtype=np.float64) / FINE_BINS
-
-
-def fine_bin_index(confidence: np.ndarray) -> np.ndarray:
-    """ceil(300·c) − 1 clamped to [0, 299], decided by comparing with the correctly rounded edges k/300."""
-    return np.clip(np.searchsorted(_FINE_EDGES, confidence, side="left") - 1, 0, FINE_BINS - 1)
 
 
 @lru_cache(maxsize=32)
@@ -64,8 +56,9 @@ def _upsert(tbl: Table, dialect: str, keys: tuple[str, ...], sums: tuple[str, ..
 
 def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],
              sums: tuple[str, ...]) -> None:
-    """Additive upsert (``upsert.add_rows`` semantics: rows sorted by key so concurrent transactions lock
-    rows in the same order) with the statement built once."""
+    """Additive upsert ``INSERT … ON CONFLICT DO UPDATE SET s = s + excluded.s``: how O(bins) state merges
+    (addition is associative, so writers and replicas never read-modify-write). Rows are sorted by key so
+    concurrent transactions lock rows in the same order (no deadlocks on PostgreSQL)."""
     if not rows:
         return
     rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
@@ -95,10 +88,7 @@ def add_prediction_counts(conn: Connection, rows: Iterable[dict[str, Any]], buck
              KEY, ("count",))
     bins = []
     for key, values in hist.items():
-        conf = np.asarray(values, dtype=np.float64)
-        idx = fine_bin_index(conf)
-        n = np.bincount(idx, minlength=FINE_BINS)
-        s = np.bincount(idx, weights=conf, minlength=FINE_BINS)
+        n, s = confidence_histogram(values)
         base = dict(zip(KEY, key, strict=True))
         bins += [{**base, "bin": int(b), "count": float(n[b]), "confidence_sum": float(s[b])}
                  for b in np.flatnonzero(n)]

@@ -7,8 +7,10 @@ the raw little-endian tensors after it, in input order, sized by each input's ``
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +18,8 @@ import numpy as np
 import orjson
 
 from service.errors import InvalidInput, PayloadTooLarge
-from service.handlers.inference import PredictionBatch, check_features
-from service.repository.registry import LoadedVersion
+from service.handlers.predictor import Decoded, PredictionBatch, Rendered
+from service.repository.loaded import LoadedVersion
 
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
     "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
@@ -36,12 +38,27 @@ class RequestedOutput:
 
 
 @dataclass
-class ParsedRequest:
-    rows: np.ndarray
-    request_id: str | None
-    outputs: list[RequestedOutput]
-    tags: dict[str, Any] | None = None
+class ParsedRequest(Decoded):
+    request_id: str | None = None
+    outputs: list[RequestedOutput] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
+
+
+class V2Codec:
+    """The Open Inference Protocol as a ``WireCodec``: (optionally compressed) JSON or binary tensors."""
+
+    endpoint = "v2_infer"
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    def decode(self, body: bytes, headers: Mapping[str, str], loaded: LoadedVersion) -> ParsedRequest:
+        raw = decompress(body, headers.get("content-encoding"), self.max_body_bytes)
+        return parse_request(raw, headers.get("inference-header-content-length"), loaded)
+
+    def render(self, batch: PredictionBatch, decoded: ParsedRequest) -> Rendered:
+        content, extra = render_response(batch, decoded)
+        return Rendered(content, "application/octet-stream" if extra else "application/json", extra or None)
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -84,14 +101,14 @@ def parse_request(body: bytes, header_length: str | None, loaded: LoadedVersion)
         raise InvalidInput(f"model '{loaded.name}' takes exactly one input, '{card.input.name}'; "
                            f"got {len(inputs)}")
     tensor = _decode_input(inputs[0], binary, loaded)
-    rows = check_features(tensor.reshape(tensor.shape[0], -1), loaded.classifier.n_features)
+    rows = tensor.reshape(tensor.shape[0], -1)
     params = req.get("parameters", {})
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be a JSON object")
     binary_all = params.get("binary_data_output", False) is True
     outputs = _requested_outputs(req.get("outputs"), binary_all)
     rid = req.get("id")
-    return ParsedRequest(rows, str(rid) if rid is not None else None, outputs, _tags(params.get("tags")), params)
+    return ParsedRequest(rows, _tags(params.get("tags")), str(rid) if rid is not None else None, outputs, params)
 
 
 def _tags(value: Any) -> dict[str, Any] | None:
@@ -134,7 +151,7 @@ def _decode_input(spec: Any, binary: bytes, loaded: LoadedVersion) -> np.ndarray
     if not shape or shape[0] == 0 or not _shape_fits(shape, loaded):
         raise InvalidInput(f"input '{name}' has shape {shape}; the model expects {input_shape(loaded)} "
                            "with at least one row")
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # Python ints: np.prod wraps at 2**63 ([2**58, 64] → 0)
     dtype = NUMPY_DTYPES[datatype]
     params = spec.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None

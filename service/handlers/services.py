@@ -1,20 +1,21 @@
-"""What the handlers work with, built once in the app lifespan (or the CLI) and passed in explicitly."""
+"""What the routes and the CLI work with: the core objects and their collaborators, built once in the app
+lifespan (or the CLI) by ``service.app.build_services`` and passed in explicitly."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.writer import PredictionWriter
+from service.handlers.feedback_ingest import FeedbackIngest
+from service.handlers.lifecycle import CalibratorLifecycle
+from service.handlers.oip import V2Codec
+from service.handlers.predictor import Predictor
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
 from service.settings import Settings
-
-if TYPE_CHECKING:  # the batcher module imports this one
-    from service.handlers.feedback_batcher import FeedbackBatcher
 
 
 @dataclass
@@ -25,4 +26,7 @@ class Services:
     registry: Registry
     writer: PredictionWriter
     metrics: ServiceMetrics
-    feedback_batcher: FeedbackBatcher | None = None  # group commit for small feedback requests (lifespan)
+    predictor: Predictor  # the predict path (/v1 and /v2)
+    feedback: FeedbackIngest  # the feedback path
+    lifecycle: CalibratorLifecycle  # the admin path
+    v2_codec: V2Codec

@@ -19,12 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.calibration import streaming
+from service.db.calibrators import activation_record
 from service.db.stats import Scope, as_utc, bucket_start, totals_fingerprint
-from service.db.tables import Calibrator
 from service.monitoring.drift import DRIFT_ALPHA, EvaluationReference, gap_and_se, reference_from_evaluation
 from service.monitoring.state import WindowState, pooled, read_states
 
@@ -105,9 +104,8 @@ def load_reference(
     themselves are buckets × bins (bench/window_query.py)."""
     if scope.calibrator_version is None:
         return Reference()
-    c = Calibrator  # three columns, not an ORM entity: this runs on every calibration query
-    row = session.execute(select(c.activated_at, c.created_at, c.evaluation).where(
-        c.model == scope.model, c.version == scope.version, c.calibrator_version == scope.calibrator_version)).first()
+    row = activation_record(session=session, model=scope.model, version=scope.version,
+                            calibrator_version=scope.calibrator_version)
     if row is None:
         return Reference()
     activated_at, created_at, payload = row

@@ -8,25 +8,15 @@ insert; the loser hits the unique constraint inside a savepoint and adopts the w
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.calibration import Calibrator, calibrator_from_dict
+from service.calibration import calibrator_from_dict
 from service.db import calibrators as calibrator_rows
 from service.repository.card import CALIBRATOR_FILE
-
-if TYPE_CHECKING:
-    from service.repository.registry import LoadedVersion
-
-
-@dataclass(frozen=True)
-class ActiveCalibration:
-    calibrator_version: int
-    method: str
-    calibrator: Calibrator
+from service.repository.loaded import ActiveCalibration, LoadedVersion
 
 
 def serve_active_calibrators(session: Session, versions: list[LoadedVersion]) -> int:

@@ -99,10 +99,6 @@ def read_config(model_dir: Path, override: str | dict[str, Any] | None = None) -
     return config
 
 
-def read_policy(model_dir: Path, override: str | dict[str, Any] | None = None) -> VersionPolicy:
-    return parse_policy(read_config(model_dir, override))
-
-
 @dataclass(frozen=True)
 class BatchingConfig:
     max_batch_size: int = 64

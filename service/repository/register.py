@@ -22,6 +22,7 @@ import onnxruntime as ort
 from pydantic import ValidationError
 
 from service.repository.card import CARD_FILE, MODEL_FILE, InputSpec, ModelCard, OutputSpec, sha256_of
+from service.repository.outputs import pick_output
 
 OutputKind = Literal["logits", "probabilities"]
 
@@ -87,22 +88,12 @@ def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
 
 def _pick_output(session: ort.InferenceSession, output_name: str | None) -> str:
     outputs: dict[str, str] = {str(o.name): str(o.type) for o in session.get_outputs()}
-    if output_name is not None:
-        if output_name not in outputs:
-            raise RegistrationError(f"no output {output_name!r}; the graph has {sorted(outputs)}")
-        return output_name
-    usable = [n for n, t in outputs.items() if t.startswith("seq(map(") or t in _INPUT_DTYPES]
-    if not usable:
-        raise RegistrationError(f"no float score output among {outputs}; pass --output-name")
-
-    def preference(name: str) -> int:  # ZipMap, then *prob*, then *logit*, then graph order
-        if outputs[name].startswith("seq(map("):
-            return 0
-        if "prob" in name.lower():
-            return 1
-        return 2 if "logit" in name.lower() else 3
-
-    return min(usable, key=preference)
+    if output_name is not None and output_name not in outputs:
+        raise RegistrationError(f"no output {output_name!r}; the graph has {sorted(outputs)}")
+    try:
+        return pick_output(outputs, output_name)
+    except LookupError as exc:
+        raise RegistrationError(f"{exc}; pass --output-name") from None
 
 
 def _scores_matrix(value: Any) -> np.ndarray:

@@ -18,22 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.aliases import all_aliases
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady
 from service.repository import policy as model_config
-from service.repository.calibrator_sync import ActiveCalibration, serve_active_calibrators
-from service.repository.card import CARD_FILE, MODEL_FILE, ModelCard, read_card
+from service.repository.calibrator_sync import serve_active_calibrators
+from service.repository.card import CARD_FILE, MODEL_FILE, read_card
+from service.repository.loaded import LoadedVersion
 from service.repository.runtime import Batched, OnnxClassifier
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadedVersion:
-    name: str
-    version: int
-    directory: Path
-    card: ModelCard
-    classifier: OnnxClassifier
-    serving: ActiveCalibration | None = None
-    fingerprint: tuple[int, ...] = ()
 
 
 @dataclass

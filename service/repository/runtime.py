@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from service.calibration import logits_from_probabilities
 from service.repository.card import ModelCard
+from service.repository.outputs import is_zipmap, pick_output
 from service.repository.policy import BatchingConfig
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
@@ -47,12 +48,12 @@ class OnnxClassifier:
         # per-row shape the graph wants (batch axis dropped); flat rows are reshaped to it
         self.row_shape = tuple(int(d) if isinstance(d, int) and d > 0 else -1 for d in inputs[0].shape[1:])
         outputs = {o.name: o for o in self.session.get_outputs()}
-        self.output_name = pick_output(outputs, card.output.name)
+        self.output_name = pick_output({n: str(o.type) for n, o in outputs.items()}, card.output.name)
         declared = getattr(card.output, "kind", None)
         self.output_kind: str = declared or infer_output_kind(path, self.output_name)
         self.n_classes = len(card.classes)
         self.n_features = card.n_features
-        self.zipmap = outputs[self.output_name].type.startswith("seq(map")
+        self.zipmap = is_zipmap(str(outputs[self.output_name].type))
         if self.zipmap and self.output_kind != "probabilities":
             raise ValueError(f"output '{self.output_name}' is a ZipMap (class → probability maps), "
                              "but the card declares logits")
@@ -73,16 +74,6 @@ class OnnxClassifier:
         if self.output_kind == "probabilities":
             return logits_from_probabilities(values)
         return values
-
-
-def pick_output(outputs: dict[str, Any], wanted: str) -> str:
-    """The card's output if the graph has it; else the probability output of an skl2onnx classifier
-    (``output_label`` + ``output_probability``), else the last output."""
-    if wanted in outputs:
-        return wanted
-    scored = [n for n, o in outputs.items() if o.type.startswith("seq(map") or o.type == "tensor(float)"
-              or o.type == "tensor(double)"]
-    return scored[-1] if scored else list(outputs)[-1]
 
 
 def infer_output_kind(path: Path, output_name: str) -> str:

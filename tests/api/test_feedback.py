@@ -77,3 +77,28 @@ def test_batch_limits_and_malformed_bodies(client, settings) -> None:
     assert r.status_code == 400 and "prediction_id" in r.json()["error"]
     r = client.post("/v1/feedback", json={"items": "x"})
     assert r.status_code == 400
+
+
+def test_poisoned_requests_never_fail_their_concurrent_peers(client) -> None:  # type: ignore[no-untyped-def]
+    """32 concurrent clients, every tenth posting the label "²" (passes str.isdigit, then int() raised):
+    before, the coalesced transaction failed and legitimate labels got 500s and were never stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, y = digits()
+    ids = ids_of(predict(client, x[:320]))
+
+    def post(i: int) -> tuple[int, dict[str, int]]:
+        labels: list[object] = [int(v) for v in y[i * 10:(i + 1) * 10]]
+        if i % 10 == 3:
+            labels[0] = "²"
+        items = [{"prediction_id": p, "label": lab} for p, lab in zip(ids[i * 10:(i + 1) * 10], labels, strict=True)]
+        r = client.post("/v1/feedback", json={"items": items})
+        return r.status_code, r.json().get("counts", {})
+
+    with ThreadPoolExecutor(32) as pool:
+        outcomes = list(pool.map(post, range(32)))
+    assert all(status == 200 for status, _ in outcomes), outcomes
+    assert sum(c.get("accepted", 0) for _, c in outcomes) == 320 - 3
+    assert sum(c.get("invalid", 0) for _, c in outcomes) == 3
+    retry = [post(i)[1] for i in range(32)]  # a retry stores nothing new: everything was stored the first time
+    assert sum(c.get("accepted", 0) for c in retry) == 0

@@ -114,7 +114,16 @@ def test_list_models(client) -> None:
     assert digits_model["versions"][0]["loss"]["name"] == "flsd53"
 
 
-def test_failed_requests_are_counted(client) -> None:
+def test_failed_requests_are_counted_once_with_the_resolved_version(client) -> None:
     client.post("/v1/models/digits/predict", json={"instances": [[1.0]]})
     metrics = client.get("/metrics").text
-    assert 'calibserve_requests_total{code="400",endpoint="v1_predict",model="digits",version=""} 1.0' in metrics
+    assert 'calibserve_requests_total{code="400",endpoint="v1_predict",model="digits",version="1"} 1.0' in metrics
+
+
+def test_unknown_model_names_share_one_label_value(client) -> None:
+    """Before: every invented model name on /v1 became its own label series (unbounded cardinality)."""
+    for i in range(25):
+        assert client.post(f"/v1/models/nope{i}/predict", json={"instances": [[1.0]]}).status_code == 404
+    metrics = client.get("/metrics").text
+    assert "nope" not in metrics
+    assert 'calibserve_requests_total{code="404",endpoint="v1_predict",model="unknown",version=""} 25.0' in metrics

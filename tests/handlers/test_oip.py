@@ -15,9 +15,9 @@ import pytest
 from service.calibration import make_calibrator
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers import oip
-from service.handlers.inference import PredictionBatch
-from service.repository.calibrator_sync import ActiveCalibration
-from service.repository.registry import LoadedVersion, load_version
+from service.handlers.predictor import PredictionBatch
+from service.repository.loaded import ActiveCalibration, LoadedVersion
+from service.repository.registry import load_version
 from tests.testdata.tiny_models import linear_logits, write_linear
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from service.db.stats import bucket_start
 from service.db.tables import Calibrator
-from tests.factories import post_labels
+from tests.factories import post_labels, softmax
 from tests.monitoring.stored import N_CLASSES, store_predictions
 
 REFERENCE_HOURS = 6
@@ -24,10 +24,6 @@ def regime(n: int, *, seed: int, scale: float, label_temperature: float) -> tupl
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, N_CLASSES)) * scale
     z[np.arange(n), rng.integers(0, N_CLASSES, n)] += scale  # a clear winner: confidences spread over (0.3, 1]
-
-    def softmax(v: np.ndarray) -> np.ndarray:
-        e = np.exp(v - v.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
 
     q = softmax(z / label_temperature)
     labels = np.minimum((q.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1), N_CLASSES - 1)

@@ -1,0 +1,229 @@
+"""Ground-truth labels for earlier predictions: never lost, idempotent, folded into calibration state.
+
+Per item: ``accepted`` (committed before the response), ``duplicate`` (same label already stored: a
+retried batch changes nothing), ``conflict`` (a different label was stored first and is kept),
+``unknown`` (no such prediction yet — retryable: it may still be in another replica's log) or
+``invalid`` (malformed id, label not among the model's classes).
+
+Each request is validated and looked up on its own, in its own worker thread (a label that overtook its
+prediction flushes this process's writer and is looked up once more, there). Only then is it queued for
+a group commit, which adds the feedback rows and their per-bucket statistics in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.calibration import streaming
+from service.db import feedback as feedback_rows
+from service.db.predictions import StoredPrediction, find_predictions
+from service.db.stats import BucketStats, add_bucket_stats, bucket_start
+from service.db.writer import PredictionWriter
+from service.errors import InvalidInput, PayloadTooLarge
+from service.handlers.feedback_labels import label_index, valid_prediction_id
+from service.handlers.group_commit import GroupCommit
+from service.monitoring.metrics import ServiceMetrics
+from service.repository.registry import Registry
+
+SMALL_REQUEST = 100  # items; smaller requests share a transaction with their concurrent peers
+
+
+@dataclass
+class ItemResult:
+    prediction_id: str
+    status: str
+    label: int | None = None
+    detail: str | None = None
+    stored_label: int | None = None
+
+
+@dataclass
+class Prepared:
+    """One request, validated and looked up: what its commit must insert."""
+
+    results: list[ItemResult]
+    labels: dict[str, int] = field(default_factory=dict)  # first label per new id, in request order
+    known: dict[str, StoredPrediction] = field(default_factory=dict)
+
+
+class FeedbackIngest:
+    def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, writer: PredictionWriter,
+                 metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.writer = writer
+        self.metrics = metrics
+        self.max_items = max_items
+        self.bucket_seconds = bucket_seconds
+        self.counter_bins = counter_bins
+        self._group: GroupCommit[Prepared, dict[str, int]] = GroupCommit(
+            self._commit, max_group=64, name="feedback-commit")
+
+    def start(self) -> None:
+        self._group.start()
+
+    def stop(self) -> None:
+        self._group.stop()
+
+    async def submit(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
+        """Per-item statuses, each ``accepted`` item committed before this returns."""
+        prepared = await anyio.to_thread.run_sync(self.prepare, items)
+        if not prepared.labels:
+            stored: dict[str, int] = {}
+        elif len(items) < SMALL_REQUEST:
+            stored = await _wait(self._group.submit(prepared))
+        else:
+            stored = await anyio.to_thread.run_sync(lambda: self._commit([prepared])[0])
+        return self._settle(prepared, stored)
+
+    def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
+        """The same, for callers without an event loop (CLI, tests of the transaction itself)."""
+        prepared = self.prepare(items)
+        return self._settle(prepared, self._commit([prepared])[0] if prepared.labels else {})
+
+    # ---- per request, in the caller's worker thread ------------------------------------------------
+    def prepare(self, items: list[tuple[Any, Any]]) -> Prepared:
+        if not items:
+            raise InvalidInput("items must hold at least one {prediction_id, label}")
+        if len(items) > self.max_items:
+            raise PayloadTooLarge(f"a feedback batch holds at most {self.max_items} items, got {len(items)}")
+        results: list[ItemResult | None] = [None] * len(items)
+        wanted: dict[str, list[int]] = defaultdict(list)
+        for i, (pid, _label) in enumerate(items):
+            if valid_prediction_id(pid):
+                wanted[pid].append(i)
+            else:
+                results[i] = ItemResult(str(pid)[:64], "invalid", detail="prediction_id is not a UUID")
+        known = self._lookup(list(wanted))
+        missing = [pid for pid in wanted if pid not in known]
+        if missing:  # the label may have overtaken its prediction row: flush our writer, look once more
+            self.writer.flush()
+            known.update(self._lookup(missing))
+        prepared = Prepared([], {}, known)
+        for pid, positions in wanted.items():
+            row = known.get(pid)
+            for i in positions:
+                results[i] = self._judge(prepared, pid, row, items[i][1])
+        prepared.results = [r for r in results if r is not None]
+        return prepared
+
+    def _lookup(self, ids: list[str]) -> dict[str, StoredPrediction]:
+        if not ids:
+            return {}
+        with self.sessions() as session:
+            return find_predictions(session=session, ids=ids)
+
+    def _judge(self, prepared: Prepared, pid: str, row: StoredPrediction | None, label: Any) -> ItemResult:
+        if row is None:
+            return ItemResult(pid, "unknown", detail="no prediction with this id (yet); retry later")
+        index, error = label_index(label, len(row.probabilities), self._classes(row))
+        if error is not None:
+            return ItemResult(pid, "invalid", detail=error)
+        first = prepared.labels.get(pid)
+        if first is None:
+            prepared.labels[pid] = index
+            return ItemResult(pid, "pending", label=index)
+        if first == index:  # repeated inside the request: judged against the first occurrence
+            return ItemResult(pid, "duplicate", label=index)
+        return ItemResult(pid, "conflict", label=index, stored_label=first,
+                          detail="a different label was given first; the first is kept")
+
+    def _classes(self, row: StoredPrediction) -> list[str]:
+        entry = self.registry.models.get(row.model)
+        loaded = entry.versions.get(row.version) if entry else None
+        return loaded.card.classes if loaded else []
+
+    # ---- one transaction for one or several requests ----------------------------------------------
+    def _commit(self, group: Sequence[Prepared]) -> list[dict[str, int]]:
+        """Insert every request's new labels and their statistics; per request, the labels that were
+        already stored (by an earlier transaction or an earlier request in this group)."""
+        merged: dict[str, int] = {}
+        rows: dict[str, StoredPrediction] = {}
+        for p in group:
+            for pid, label in p.labels.items():
+                merged.setdefault(pid, label)  # arrival order: the earlier request's label is first
+                rows[pid] = p.known[pid]
+        with self.sessions() as session:
+            inserted = feedback_rows.insert_new_labels(session=session, labels=merged, received_at=datetime.now(UTC))
+            before = feedback_rows.stored_labels(session=session, ids=[p for p in merged if p not in inserted])
+            new = [pid for pid in merged if pid in inserted]
+            stats = bucket_stats([rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds,
+                                 self.counter_bins)
+            add_bucket_stats(session, stats)
+            session.commit()
+        self._count_bins(stats)
+        out: list[dict[str, int]] = []
+        claimed: set[str] = set()
+        for p in group:
+            stored = {pid: before[pid] for pid in p.labels if pid in before}
+            for pid in p.labels:
+                if pid in inserted and pid in claimed:  # a later request in this group: the first is stored
+                    stored[pid] = merged[pid]
+                claimed.add(pid)
+            out.append(stored)
+        return out
+
+    def _settle(self, prepared: Prepared, stored: dict[str, int]) -> list[ItemResult]:
+        for r in prepared.results:
+            if r.status == "pending":
+                previous = stored.get(r.prediction_id)
+                if previous is None:
+                    r.status = "accepted"
+                elif previous == r.label:
+                    r.status = "duplicate"
+                else:
+                    r.status, r.stored_label = "conflict", previous
+                    r.detail = "a different label was stored first; the first is kept"
+            row = prepared.known.get(r.prediction_id)
+            model = row.model if row is not None and row.model in self.registry.models else "unknown"
+            self.metrics.feedback.labels(model, r.status).inc()
+        return prepared.results
+
+    def _count_bins(self, stats: list[BucketStats]) -> None:
+        """Prometheus per-bin counters for the labels this process committed, summed per series first
+        (in multiprocess mode every inc is a locked write to a memory-mapped file)."""
+        sums: dict[tuple[str, str, str], np.ndarray] = {}
+        for s in stats:
+            model, version, cv, _bucket = s.key
+            key = (model, str(version), str(cv))
+            fine = streaming.BinStats(s.fine_count, s.fine_confidence, s.fine_correct)
+            coarse = np.stack(fine.coarse(self.counter_bins))
+            sums[key] = sums[key] + coarse if key in sums else coarse
+        m = self.metrics
+        for key, (count, confidence, correct) in sums.items():
+            for b in np.flatnonzero(count):
+                m.bin_count.labels(*key, str(b)).inc(float(count[b]))
+                m.bin_confidence.labels(*key, str(b)).inc(float(confidence[b]))
+                m.bin_correct.labels(*key, str(b)).inc(float(correct[b]))
+
+
+async def _wait(future: Future[dict[str, int]]) -> dict[str, int]:
+    result: dict[str, int] = await asyncio.wrap_future(future)
+    return result
+
+
+def bucket_stats(rows: list[StoredPrediction], labels: list[int], bucket_seconds: int,
+                 class_bins: int) -> list[BucketStats]:
+    """The statistics to add per (model, version, calibrator_version, prediction-time bucket)."""
+    groups: dict[tuple[str, int, int, datetime], list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[(r.model, r.version, r.calibrator_version, bucket_start(r.created_at, bucket_seconds))].append(i)
+    out = []
+    for key, idx in groups.items():
+        probs = np.stack([rows[i].probabilities for i in idx]).astype(np.float64)
+        y = np.asarray([labels[i] for i in idx])
+        fine = streaming.BinStats.from_predictions(probs, y)
+        cls = streaming.ClasswiseStats.from_predictions(probs, y, n_bins=class_bins)
+        out.append(BucketStats(key, fine.count, fine.confidence_sum, fine.correct_sum, cls.count, cls.prob_sum,
+                               cls.label_sum, float(len(idx)), float(fine.nll_sum), float(fine.brier_sum)))
+    return out

@@ -1,0 +1,129 @@
+"""Feedback ingest on the real databases: isolation between concurrent callers, statuses, statistics."""
+
+from __future__ import annotations
+
+import anyio
+import numpy as np
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from service.db.tables import CalibrationTotals, Feedback
+from service.errors import InvalidInput
+from service.handlers.feedback_ingest import ItemResult
+from service.handlers.services import Services
+from service.handlers.v1_codec import V1Codec
+from tests.factories import digits
+
+
+def _serve(services: Services, n: int) -> list[str]:
+    x, _ = digits()
+
+    async def read() -> bytes:
+        return orjson.dumps({"instances": x[:n].tolist()})
+
+    async def call() -> list[str]:
+        out = await services.predictor.predict(V1Codec(), "digits", None, read, {})
+        return [p["prediction_id"] for p in orjson.loads(out.body)["predictions"]]
+
+    return anyio.run(call)
+
+
+def _count(services: Services, column: object) -> float:
+    with services.sessions() as session:
+        return float(session.execute(select(func.coalesce(func.sum(column), 0))).scalar_one())
+
+
+def test_concurrent_callers_with_poison_lose_nothing(services: Services) -> None:
+    """32 concurrent requests, every tenth poisoned (a Unicode-digit label, or an empty batch): before,
+    one bad item failed the whole coalesced transaction and legitimate labels went unstored."""
+    ids = _serve(services, 320)
+    _, y = digits()
+    outcomes: dict[int, list[ItemResult] | Exception] = {}
+
+    async def client(i: int) -> None:
+        chunk = list(zip(ids[i * 10:(i + 1) * 10], y[i * 10:(i + 1) * 10].tolist(), strict=True))
+        if i % 10 == 3:
+            chunk[0] = (chunk[0][0], "²")
+        if i % 10 == 7:
+            chunk = []
+        try:
+            outcomes[i] = await services.feedback.submit(chunk)
+        except InvalidInput as exc:
+            outcomes[i] = exc
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(32):
+                tg.start_soon(client, i)
+
+    anyio.run(main)
+    accepted = 0
+    for i, out in outcomes.items():
+        if i % 10 == 7:
+            assert isinstance(out, InvalidInput)
+            continue
+        assert isinstance(out, list)
+        statuses = [r.status for r in out]
+        assert statuses.count("accepted") == (9 if i % 10 == 3 else 10), (i, statuses)
+        accepted += statuses.count("accepted")
+    with services.sessions() as session:
+        stored = session.execute(select(func.count()).select_from(Feedback)).scalar_one()
+    assert stored == accepted == 32 * 10 - 3 * 10 - 3  # 3 empty requests, 3 poisoned items
+    assert _count(services, CalibrationTotals.count) == accepted  # statistics equal the rows
+
+
+def test_same_id_in_two_concurrent_requests_keeps_the_first_label(services: Services) -> None:
+    (pid,) = _serve(services, 1)
+
+    async def main() -> list[list[ItemResult]]:
+        results: list[list[ItemResult]] = [[], []]
+
+        async def one(k: int, label: int) -> None:
+            results[k] = await services.feedback.submit([(pid, label)])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 0, 1)
+            tg.start_soon(one, 1, 2)
+        return results
+
+    first, second = anyio.run(main)
+    statuses = sorted([first[0].status, second[0].status])
+    assert statuses == ["accepted", "conflict"]
+    with services.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Feedback)).scalar_one() == 1
+
+
+def test_statuses_in_one_request(services: Services) -> None:
+    a, b = _serve(services, 2)
+    results = services.feedback.submit_sync([
+        (a, 0), (a, 0), (a, 1), (b, "²"), ("0192f3a4-5b6c-7d8e-9f00-112233445566", 0), ("nope", 0), (b, 99)])
+    assert [r.status for r in results] == ["accepted", "duplicate", "conflict", "invalid", "unknown", "invalid",
+                                           "invalid"]
+    again = services.feedback.submit_sync([(a, 0), (a, 5)])
+    assert [r.status for r in again] == ["duplicate", "conflict"] and again[1].stored_label == 0
+
+
+def test_a_label_that_overtook_its_row_is_found_after_a_flush(services: Services) -> None:
+    """The writer has not flushed yet: the ingest flushes it in the caller's thread, not the commit thread."""
+    services.writer.flush_seconds = 30.0  # rows would sit in the queue for 30 s
+    services.writer.batch_size = 10**6
+    (pid,) = _serve(services, 1)
+    assert [r.status for r in services.feedback.submit_sync([(pid, 0)])] == ["accepted"]
+
+
+@pytest.mark.parametrize("n", [0, 5001])
+def test_batch_size_bounds(services: Services, n: int) -> None:
+    with pytest.raises(Exception, match="at least one|at most 5000"):
+        services.feedback.submit_sync([("x", 0)] * n)
+
+
+def test_bins_are_counted_from_the_committed_statistics(services: Services) -> None:
+    ids = _serve(services, 50)
+    _, y = digits()
+    services.feedback.submit_sync(list(zip(ids, y[:50].tolist(), strict=True)))
+    reg = services.metrics.registry
+    counts = [reg.get_sample_value("calibserve_calibration_bin_count_total",
+                                   {"model": "digits", "version": "1", "calibrator": "1", "bin": str(b)}) or 0.0
+              for b in range(services.settings.ece_bins)]
+    assert np.isclose(sum(counts), 50.0)

@@ -1,0 +1,49 @@
+"""Group commit: one caller's failure is never another caller's (before: one exception failed them all)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from service.handlers.group_commit import GroupCommit
+
+
+def test_a_failing_work_fails_alone_and_the_others_commit() -> None:
+    committed: list[list[str]] = []
+    gate = threading.Event()
+
+    def commit(works: Sequence[str]) -> list[str]:
+        gate.wait(5)  # hold the first transaction so the others queue up behind it and form one group
+        if "poison" in works:
+            raise ValueError("bad work")
+        committed.append(list(works))
+        return [w.upper() for w in works]
+
+    group: GroupCommit[str, str] = GroupCommit(commit, max_group=16, name="test-commit")
+    group.start()
+    first = group.submit("first")
+    futures = {w: group.submit(w) for w in ("a", "poison", "b")}
+    gate.set()
+    assert first.result(5) == "FIRST"
+    assert futures["a"].result(5) == "A" and futures["b"].result(5) == "B"
+    with pytest.raises(ValueError, match="bad work"):
+        futures["poison"].result(5)
+    group.stop()
+    assert ["a", "poison", "b"] not in committed  # the shared attempt failed as a whole, then each went alone
+    assert ["a"] in committed and ["b"] in committed
+
+
+def test_stop_commits_what_is_queued() -> None:
+    seen: list[str] = []
+
+    def commit(works: Sequence[str]) -> list[str]:
+        seen.extend(works)
+        return list(works)
+
+    group: GroupCommit[str, str] = GroupCommit(commit, max_group=4, name="test-commit")
+    futures = [group.submit(str(i)) for i in range(10)]  # queued before the thread starts
+    group.start()
+    group.stop()
+    assert [f.result(1) for f in futures] == [str(i) for i in range(10)] and seen == [str(i) for i in range(10)]
