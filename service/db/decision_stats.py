@@ -16,8 +16,8 @@ import numpy as np
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
+from service.db.stats import add_sums
 from service.db.tables import ConformalStat, DecisionStat, PredictionDecision
-from service.db.upsert import add_rows
 
 KEY = ("model", "version", "calibrator_version", "bucket")
 CONFORMAL_KEY = (*KEY, "conformal_version", "coverage_ppm")
@@ -58,11 +58,11 @@ def find_prediction_decisions(*, session: Session, prediction_ids: Iterable[str]
 
 
 def add_conformal_stats(*, session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
-    add_rows(session, ConformalStat.__table__, rows, CONFORMAL_KEY, CONFORMAL_SUMS)  # type: ignore[arg-type]
+    add_sums(session, ConformalStat, list(rows), CONFORMAL_KEY, CONFORMAL_SUMS)
 
 
 def add_decision_stats(*, session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
-    add_rows(session, DecisionStat.__table__, rows, DECISION_KEY, DECISION_SUMS)  # type: ignore[arg-type]
+    add_sums(session, DecisionStat, list(rows), DECISION_KEY, DECISION_SUMS)
 
 
 @dataclass(frozen=True)
