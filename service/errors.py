@@ -72,3 +72,9 @@ class NoCostMatrix(ServiceError):
     """A Bayes decision was asked of a model with no active cost matrix."""
 
     status_code = 409
+
+
+class CostMatrixNotFound(ServiceError):
+    """An admin asked to activate a cost-matrix version that does not exist."""
+
+    status_code = 404

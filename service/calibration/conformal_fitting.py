@@ -20,7 +20,6 @@ from service.calibration.conformal_scores import Score
 from service.calibration.coverage_bounds import clopper_pearson
 from service.calibration.split import stratified_split
 
-CONFORMAL_FILE = "conformal.json"  # beside calibrator.json in models/<name>/<version>/
 COVERAGES = (0.8, 0.9, 0.95)
 MIN_EVAL_ROWS = 20
 

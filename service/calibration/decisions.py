@@ -17,11 +17,13 @@ from numpy.typing import ArrayLike
 from service.calibration.base import CalibrationInputError, FloatArray, IntArray
 
 MAX_ACTIONS = 256
+# Costs are summed per window and into Prometheus counters: a bound keeps every sum finite in float64.
+MAX_COST = 1e12
 _ACTION_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def check_cost_matrix(matrix: object, n_classes: int) -> FloatArray:
-    """A cost matrix as float64 (A, K), 1 ≤ A ≤ 256, K = ``n_classes``, every entry finite and ≥ 0.
+    """A cost matrix as float64 (A, K), 1 ≤ A ≤ 256, K = ``n_classes``, every entry finite, ≥ 0 and ≤ 1e12.
 
     Non-negative loses nothing: adding b_k to column k adds Σ_k p_k·b_k to every action's risk, so the Bayes
     action is unchanged, and a reward can always be written as a smaller cost. It keeps the exported cost
@@ -41,6 +43,8 @@ def check_cost_matrix(matrix: object, n_classes: int) -> FloatArray:
         raise CalibrationInputError("cost matrix entries must all be finite numbers")
     if (c < 0).any():
         raise CalibrationInputError("cost matrix entries must be non-negative (shift a column to remove rewards)")
+    if (c > MAX_COST).any():
+        raise CalibrationInputError(f"cost matrix entries must be at most {MAX_COST:g}")
     return c
 
 

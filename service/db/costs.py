@@ -73,3 +73,13 @@ def active_cost_matrix_versions(*, session: Session) -> dict[str, int]:
         select(CostMatrix.model, CostMatrix.cost_matrix_version).where(CostMatrix.state == "active")
     )
     return {str(m): int(v) for m, v in rows}
+
+
+def matrices_by_version(*, session: Session, keys: set[tuple[str, int]]) -> dict[tuple[str, int], list[list[float]]]:
+    """(model, cost_matrix_version) → matrix, for the versions that labelled decisions were made under."""
+    out: dict[tuple[str, int], list[list[float]]] = {}
+    for model, version in keys:
+        row = get_cost_matrix(session=session, model=model, cost_matrix_version=version)
+        if row is not None:
+            out[(model, version)] = row.matrix
+    return out

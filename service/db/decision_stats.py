@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.db.stats import add_sums
-from service.db.tables import ConformalStat, DecisionStat, PredictionDecision
+from service.db.tables import ConformalStat, DecisionStat, Prediction, PredictionDecision
 
 KEY = ("model", "version", "calibrator_version", "bucket")
 CONFORMAL_KEY = (*KEY, "conformal_version", "coverage_ppm")
@@ -49,12 +49,19 @@ def insert_prediction_decisions(*, session: Session | Connection, rows: Sequence
         session.execute(insert(PredictionDecision), list(rows))
 
 
-def find_prediction_decisions(*, session: Session, prediction_ids: Iterable[str]) -> dict[str, PredictionDecision]:
+def find_prediction_decisions(
+    *, session: Session, prediction_ids: Iterable[str]
+) -> dict[str, tuple[PredictionDecision, int]]:
+    """prediction_id → (what it was served, its served top class) for the ids that asked for more."""
     ids = list(prediction_ids)
-    if not ids:
-        return {}
-    found = session.scalars(select(PredictionDecision).where(PredictionDecision.prediction_id.in_(ids)))
-    return {row.prediction_id: row for row in found}
+    out: dict[str, tuple[PredictionDecision, int]] = {}
+    for start in range(0, len(ids), 1000):  # bounded IN lists
+        q = (select(PredictionDecision, Prediction.class_index)
+             .join(Prediction, Prediction.id == PredictionDecision.prediction_id)
+             .where(PredictionDecision.prediction_id.in_(ids[start:start + 1000])))
+        for row, class_index in session.execute(q):
+            out[row.prediction_id] = (row, int(class_index))
+    return out
 
 
 def add_conformal_stats(*, session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -146,3 +153,23 @@ def served_rows(
     }
     return [{"prediction_id": pid, **common, "set_mask": m, "action": a, "expected_cost": c}
             for pid, m, a, c in zip(prediction_ids, masks, acts, costs, strict=True)]
+
+
+@dataclass(frozen=True)
+class ServedBlock:
+    """What one request block was served beyond probabilities, as arrays: the prediction log expands it into
+    ``prediction_decisions`` rows in its writer thread, off the request path."""
+
+    set_mask: np.ndarray | None
+    actions: np.ndarray | None
+    expected_cost: np.ndarray | None
+    conformal_version: int | None
+    coverage: float | None
+    cost_matrix_version: int | None
+    min_confidence: float | None
+
+    def rows(self, prediction_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return served_rows(prediction_ids, set_mask=self.set_mask, actions=self.actions,
+                           expected_cost=self.expected_cost, conformal_version=self.conformal_version,
+                           coverage=self.coverage, cost_matrix_version=self.cost_matrix_version,
+                           min_confidence=self.min_confidence)

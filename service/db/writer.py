@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from service.db.decision_stats import ServedBlock, insert_prediction_decisions
 from service.db.stats import add_prediction_counts
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class PredictionBlock:
     confidence: np.ndarray  # (n,)
     class_index: np.ndarray  # (n,)
     tags: dict[str, Any] | None = None
+    served: ServedBlock | None = None  # sets / decisions, when the request asked for them
 
     def rows(self, sqlite: bool) -> list[tuple[Any, ...]]:
         # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
@@ -72,6 +74,8 @@ def insert_blocks(conn: Connection, blocks: list[PredictionBlock], bucket_second
         with dbapi.cursor() as cur, cur.copy(f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+    served = [row for b in blocks if b.served is not None for row in b.served.rows(b.ids)]
+    insert_prediction_decisions(session=conn, rows=served)  # after their predictions (foreign key)
     add_prediction_counts(conn, [{"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
                                   "created_at": b.created_at, "confidence": float(c)}
                                  for b in blocks for c in b.confidence], bucket_seconds)

@@ -12,6 +12,7 @@ from prometheus_client import Gauge
 
 from service.db.stats import Scope
 from service.handlers.services import Services
+from service.monitoring.decision_report import decisions_report
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.reference import load_reference
 from service.monitoring.report import WindowQuery, window_report
@@ -42,6 +43,9 @@ def refresh_gauges(services: Services) -> None:
                 _set(m.confidence_ks, labels, out["confidence_shift"]["ks"])
                 _set(m.accuracy_gap, labels, out["accuracy_gap"]["gap"] if out["labelled"] else None)
                 m.drift.labels(*labels).set(1.0 if out["drift"]["state"] == "drifting" else 0.0)
+                decided = decisions_report(session, q.scope, start, end, false_alarm=s.coverage_alarm_level,
+                                           delta=s.coverage_floor_delta, n_min=s.drift_min_labels)
+                m.decisions.set_window(loaded.name, loaded.version, cv, decided["conformal"])
 
 
 def touch_bins(metrics: ServiceMetrics, n_bins: int, labels: tuple[str, ...]) -> None:

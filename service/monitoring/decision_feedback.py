@@ -13,16 +13,23 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from service.calibration.base import FloatArray
+from service.db import costs as cost_rows
 from service.db.decision_stats import (
     ABSTAINED,
     CONFORMAL_KEY,
     CONFORMAL_SUMS,
     DECISION_KEY,
     DECISION_SUMS,
+    add_conformal_stats,
+    add_decision_stats,
+    find_prediction_decisions,
     unpack_set,
 )
+from service.db.predictions import StoredPrediction
+from service.db.stats import bucket_start
 from service.db.tables import PredictionDecision
 
 
@@ -71,3 +78,22 @@ def stat_rows(
 def _as_rows(acc: Mapping[tuple[Any, ...], np.ndarray], keys: tuple[str, ...],
              sums: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{**dict(zip(keys, k, strict=True)), **dict(zip(sums, map(float, v), strict=True))} for k, v in acc.items()]
+
+
+def add_label_stats(session: Session, stored: list[StoredPrediction], labels: list[int],
+                    bucket_seconds: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """In the feedback transaction: score the served sets / decisions of newly labelled predictions and add
+    the sums; returns the rows added (for the Prometheus counters, once the transaction commits)."""
+    served = find_prediction_decisions(session=session, prediction_ids=[s.id for s in stored])
+    if not served:
+        return [], []
+    items = [LabelledDecision(s.model, s.version, s.calibrator_version, bucket_start(s.created_at, bucket_seconds),
+                              len(s.probabilities), served[s.id][1], label, served[s.id][0])
+             for s, label in zip(stored, labels, strict=True) if s.id in served]
+    keys = {(it.model, it.served.cost_matrix_version) for it in items if it.served.cost_matrix_version is not None}
+    matrices = cost_rows.matrices_by_version(session=session, keys=keys)
+    costs = {k: np.asarray(m, dtype=np.float64) for k, m in matrices.items()}
+    conformal, decision = stat_rows(items, costs)
+    add_conformal_stats(session=session, rows=conformal)
+    add_decision_stats(session=session, rows=decision)
+    return conformal, decision

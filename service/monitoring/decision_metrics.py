@@ -45,9 +45,9 @@ class DecisionMetrics:
             LABELS, registry=r, multiprocess_mode="mostrecent",
         )
 
-    def observe_served(self, model: str, version: int, calibrator: int, *, abstained: int, acted: int) -> None:
+    def observe_served(self, model: str, version: str, calibrator: str, *, abstained: int, acted: int) -> None:
         """At predict time: rows of one request that abstained / got a decision (label or Bayes action)."""
-        labels = (model, str(version), str(calibrator))
+        labels = (model, version, calibrator)
         if abstained:
             self.served.labels(*labels, "abstain").inc(abstained)
         if acted:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.calibration import make_calibrator
-from service.calibration.conformal_fitting import CONFORMAL_FILE
 from service.repository.card import (
     CALIBRATOR_FILE,
+    CONFORMAL_FILE,
     MODEL_FILE,
     DataSpec,
     InputSpec,

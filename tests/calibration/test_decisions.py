@@ -59,6 +59,7 @@ def test_abstain_below_the_threshold() -> None:
     ([[0, 1, float("nan")]], "finite"),
     ([[0, 1, float("inf")]], "finite"),
     ([[0, -1, 2]], "non-negative"),
+    ([[0, 1e300, 2]], "at most 1e"),
     ([[0, "a", 1]], "rectangular"),
     ([], r"shape \(actions, 3\)"),
     ("0,1,2", "list of rows"),

@@ -43,9 +43,10 @@ def test_served_decisions_round_trip(database_url: str) -> None:
         session.commit()
         found = ds.find_prediction_decisions(session=session, prediction_ids=["p1", "p2", "p3"])
         assert set(found) == {"p1", "p2"}
-        mask = found["p1"].set_mask
+        mask = found["p1"][0].set_mask
         assert mask is not None and ds.unpack_set(mask, 3).tolist() == [True, True, False]
-        assert found["p2"].action == ds.ABSTAINED and found["p2"].cost_matrix_version == 2
+        assert found["p2"][0].action == ds.ABSTAINED and found["p2"][0].cost_matrix_version == 2
+        assert found["p1"][1] == 0  # the served top class
         assert ds.find_prediction_decisions(session=session, prediction_ids=[]) == {}
     engine.dispose()
 

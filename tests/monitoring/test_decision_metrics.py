@@ -28,7 +28,7 @@ def test_feedback_rows_become_counters() -> None:
           "accepted_correct_sum": 2.0, "costed_count": 3.0, "expected_cost_sum": 1.5, "realised_cost_sum": 2.0,
           "cost_gap_sq_sum": 0.5}],
     )
-    metrics.observe_served("digits", 1, 2, abstained=3, acted=7)
+    metrics.observe_served("digits", "1", "2", abstained=3, acted=7)
     value = registry.get_sample_value
     assert value("calibserve_conformal_labelled_total", LABELS) == 12.0
     assert value("calibserve_conformal_covered_total", LABELS) == 11.0
