@@ -26,6 +26,8 @@ DECISION_KEY = (*KEY, "cost_matrix_version", "min_confidence_ppm")
 DECISION_SUMS = ("count", "abstained_sum", "accepted_correct_sum", "costed_count", "expected_cost_sum",
                  "realised_cost_sum", "cost_gap_sq_sum")
 ABSTAINED = -1  # prediction_decisions.action of a row that abstained
+SERVED_COLUMNS = ("prediction_id", "conformal_version", "coverage_ppm", "set_mask", "cost_matrix_version",
+                  "min_confidence_ppm", "action", "expected_cost")
 
 
 def to_ppm(value: float) -> int:
@@ -127,15 +129,13 @@ def read_decision_window(
     return [DecisionSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in session.execute(q)]
 
 
-def served_rows(
+def served_tuples(
     prediction_ids: Sequence[str], *, set_mask: np.ndarray | None, actions: np.ndarray | None,
     expected_cost: np.ndarray | None, conformal_version: int | None, coverage: float | None,
     cost_matrix_version: int | None, min_confidence: float | None,
-) -> list[dict[str, Any]]:
-    """``prediction_decisions`` rows for one request block (the arrays are ``calibration.decide.Decided``'s).
-
-    Packed and converted once per block, not per row: this runs on the predict path for every row that asked.
-    """
+) -> list[tuple[Any, ...]]:
+    """``prediction_decisions`` rows (``SERVED_COLUMNS`` order) for one request block; the arrays are
+    ``calibration.decide.Decided``'s. Packed and converted once per block, not per row."""
     n = len(prediction_ids)
     none: list[Any] = [None] * n
     masks = none
@@ -145,14 +145,16 @@ def served_rows(
     costs = none
     if expected_cost is not None:  # NaN (abstained) → NULL
         costs = [None if c != c else c for c in expected_cost.tolist()]
-    common = {
-        "conformal_version": conformal_version if set_mask is not None else None,
-        "coverage_ppm": to_ppm(coverage) if set_mask is not None and coverage is not None else None,
-        "cost_matrix_version": cost_matrix_version,
-        "min_confidence_ppm": to_ppm(min_confidence) if min_confidence is not None else None,
-    }
-    return [{"prediction_id": pid, **common, "set_mask": m, "action": a, "expected_cost": c}
+    cv = conformal_version if set_mask is not None else None
+    cov = to_ppm(coverage) if set_mask is not None and coverage is not None else None
+    conf = to_ppm(min_confidence) if min_confidence is not None else None
+    return [(pid, cv, cov, m, cost_matrix_version, conf, a, c)
             for pid, m, a, c in zip(prediction_ids, masks, acts, costs, strict=True)]
+
+
+def served_rows(prediction_ids: Sequence[str], **block: Any) -> list[dict[str, Any]]:
+    """The same rows as dicts (``insert_prediction_decisions``)."""
+    return [dict(zip(SERVED_COLUMNS, t, strict=True)) for t in served_tuples(prediction_ids, **block)]
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,9 @@ class ServedBlock:
     cost_matrix_version: int | None
     min_confidence: float | None
 
-    def rows(self, prediction_ids: Sequence[str]) -> list[dict[str, Any]]:
-        return served_rows(prediction_ids, set_mask=self.set_mask, actions=self.actions,
-                           expected_cost=self.expected_cost, conformal_version=self.conformal_version,
-                           coverage=self.coverage, cost_matrix_version=self.cost_matrix_version,
-                           min_confidence=self.min_confidence)
+    def tuples(self, prediction_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows in ``SERVED_COLUMNS`` order, for the log's bulk insert (executemany / COPY)."""
+        return served_tuples(prediction_ids, set_mask=self.set_mask, actions=self.actions,
+                             expected_cost=self.expected_cost, conformal_version=self.conformal_version,
+                             coverage=self.coverage, cost_matrix_version=self.cost_matrix_version,
+                             min_confidence=self.min_confidence)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from service.db.decision_stats import ServedBlock, insert_prediction_decisions
+from service.db.decision_stats import SERVED_COLUMNS, ServedBlock
 from service.db.stats import add_prediction_counts
 
 log = logging.getLogger(__name__)
@@ -62,20 +62,26 @@ class PredictionBlock:
         ]
 
 
+def _bulk_insert(dbapi: Any, sqlite: bool, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    if sqlite:
+        placeholders = ", ".join("?" * len(columns))
+        dbapi.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+    else:  # COPY: the fastest bulk path into PostgreSQL (psycopg 3)
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 def insert_blocks(conn: Connection, blocks: list[PredictionBlock], bucket_seconds: int) -> int:
     """Insert the blocks' rows and their per-bucket prediction counts in the caller's transaction."""
     sqlite = conn.dialect.name == "sqlite"
     rows = [row for block in blocks for row in block.rows(sqlite)]
     dbapi: Any = conn.connection.driver_connection
-    if sqlite:
-        placeholders = ", ".join("?" * len(COLUMNS))
-        dbapi.executemany(f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
-    else:  # COPY: the fastest bulk path into PostgreSQL (psycopg 3)
-        with dbapi.cursor() as cur, cur.copy(f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    served = [row for b in blocks if b.served is not None for row in b.served.rows(b.ids)]
-    insert_prediction_decisions(session=conn, rows=served)  # after their predictions (foreign key)
+    _bulk_insert(dbapi, sqlite, "predictions", COLUMNS, rows)
+    served = [row for b in blocks if b.served is not None for row in b.served.tuples(b.ids)]
+    _bulk_insert(dbapi, sqlite, "prediction_decisions", SERVED_COLUMNS, served)  # after predictions (foreign key)
     add_prediction_counts(conn, [{"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
                                   "created_at": b.created_at, "confidence": float(c)}
                                  for b in blocks for c in b.confidence], bucket_seconds)
