@@ -1,39 +1,27 @@
-"""The baseline a user writes in ten minutes: FastAPI + pydantic + onnxruntime, softmax, nothing else.
+"""(b) The competent hand-written FastAPI endpoint: ``async def``, the raw body, orjson, no pydantic,
+onnxruntime with one intra-op thread (the same logic as ``bench/baseline_asgi.py``, inside FastAPI).
 
-No calibration, no prediction log, no metrics, no ids. ``BASELINE_MODEL`` is the ONNX file to serve.
-Run: ``BASELINE_MODEL=models/digits/1/model.onnx uvicorn bench.baseline_app:app``.
+An ``async def`` route runs on the event loop; a ``def`` route with a pydantic body would hop to the
+thread pool and validate every float, 2–3× slower: a weak baseline.
+Run: ``BASELINE_MODEL=model.onnx uvicorn bench.baseline_app:app --http httptools --no-access-log``.
 """
 
 from __future__ import annotations
 
-import os
+from fastapi import FastAPI, Request, Response
 
-import numpy as np
-import onnxruntime as ort
-from fastapi import FastAPI
-from pydantic import BaseModel
+from bench.serve.handwritten import from_environment
 
-options = ort.SessionOptions()
-options.intra_op_num_threads = 1
-session = ort.InferenceSession(os.environ.get("BASELINE_MODEL", "models/digits/1/model.onnx"), options,
-                               providers=["CPUExecutionProvider"])
-input_name = session.get_inputs()[0].name
+model = from_environment()
 app = FastAPI()
 
 
-class PredictRequest(BaseModel):
-    instances: list[list[float]]
-
-
 @app.get("/health")
-def health() -> dict[str, bool]:
-    return {"ok": True}
+async def health() -> Response:
+    return Response(b'{"ok":true}', media_type="application/json")
 
 
-@app.post("/predict")
-def predict(request: PredictRequest) -> dict[str, list[float] | list[list[float]] | list[int]]:
-    x = np.asarray(request.instances, dtype=np.float32)
-    (logits,) = session.run(None, {input_name: x})
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = e / e.sum(axis=1, keepdims=True)
-    return {"predictions": probs.argmax(axis=1).tolist(), "probabilities": probs.tolist()}
+@app.post("/v2/models/digits/infer")
+async def infer(request: Request) -> Response:
+    status, body = model.infer(await request.body())
+    return Response(body, status_code=status, media_type="application/json")

@@ -6,12 +6,15 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
 from service.api.errors import install_error_handlers
+from service.api.fast_path import Receive, Scope, Send, match, serve_predict
+from service.api.predict_docs import openapi_paths
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.writer import PredictionWriter
 from service.handlers.feedback_ingest import FeedbackIngest
@@ -32,15 +35,17 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
     sessions = make_sessionmaker(engine)
     metrics = metrics or ServiceMetrics()
     writer = PredictionWriter(
-        engine, max_queue=settings.log_queue_size, batch_size=settings.log_batch_size,
-        flush_seconds=settings.log_flush_seconds, bucket_seconds=settings.bucket_seconds,
-        on_written=metrics.log_written.inc, on_dropped=metrics.log_dropped.inc,
+        engine, spool_dir=settings.spool_directory(), max_spool_bytes=settings.spool_max_bytes,
+        batch_size=settings.log_batch_size, flush_seconds=settings.log_flush_seconds,
+        bucket_seconds=settings.bucket_seconds, on_written=metrics.log_written.inc,
+        on_refused=metrics.log_refused.inc, on_dropped=metrics.log_dropped.inc,
     )
     registry = Registry(settings.model_repository, sessions, intra_op_threads=settings.intra_op_threads,
                         inter_op_threads=settings.inter_op_threads)
     return Services(
         settings, engine, sessions, registry, writer, metrics,
-        predictor=Predictor(registry=registry, writer=writer, metrics=metrics),
+        predictor=Predictor(registry=registry, writer=writer, metrics=metrics, max_batch_rows=settings.max_batch_rows,
+                            request_metrics=settings.request_metrics),
         feedback=FeedbackIngest(sessions=sessions, registry=registry, writer=writer, metrics=metrics,
                                 max_items=settings.max_feedback_items, bucket_seconds=settings.bucket_seconds,
                                 counter_bins=settings.ece_bins),
@@ -86,9 +91,37 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
             services.engine.dispose()
 
-    app = FastAPI(title="calibserve", version=__version__, lifespan=lifespan,
+    app = CalibServe(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")
     install_error_handlers(app)
     for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
+    document_fast_routes(app)
     return app
+
+
+class CalibServe(FastAPI):
+    """FastAPI, with the four predict/infer routes answered before any of its layers (routing, request
+    objects, dependencies, telemetry, body-limit middleware): see ``api/fast_path.py``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            matched = match(scope["path"])
+            if matched is not None:
+                await serve_predict(self.state.services, matched, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def document_fast_routes(app: FastAPI) -> None:
+    """Add the fast path's operations to the OpenAPI document FastAPI generates for the other routes."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema["paths"] = {**openapi_paths(), **schema.get("paths", {})}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -40,24 +41,29 @@ def _serve(settings: Settings, workers: int = 1) -> None:
                 access_log=settings.access_log)
 
 
+# Training and the example row run in child processes: the serving process never maps libtorch or scikit-learn
+# (RSS and start-up stay those of the serving image).
+DEMO_TRAIN = ["train", "--dataset", "digits", "--loss", "flsd53", "--name", "digits", "--version", "1",
+              "--calibrator", "temperature", "--overwrite"]
+DEMO_EXAMPLE = ("import json; from sklearn.datasets import load_digits; "
+                "print(json.dumps({'instances': [load_digits().data[0].astype(int).tolist()]}))")  # a real "0"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = Settings()
     if not settings.all_admin_tokens():  # the demo needs a token for its refit example; never a default
         settings.admin_token = SecretStr(DEMO_TOKEN)  # for `serve`
     version_dir = settings.model_repository / "digits" / "1"
     if args.retrain or not (version_dir / "model.onnx").exists():
-        from service.training.pipeline import train_and_export
-
         print("training digits MLP with FLSD-53 focal loss …", flush=True)
-        train_and_export(dataset="digits", loss="flsd53", name="digits", version=1,
-                         repository=settings.model_repository, calibrator="temperature", overwrite=True)
+        subprocess.run([sys.executable, "-m", "service", *DEMO_TRAIN, "--repository", str(settings.model_repository)],
+                       check=True)
     else:
         print(f"{version_dir} exists: reusing it (pass --retrain to train again)")
     base = f"http://{settings.host}:{settings.port}"
     token = settings.all_admin_tokens()[0]
-    from sklearn.datasets import load_digits
-
-    example = json.dumps({"instances": [load_digits().data[0].astype(int).tolist()]})  # a real "0"
+    example = subprocess.run([sys.executable, "-c", DEMO_EXAMPLE], check=True, capture_output=True,
+                             text=True).stdout.strip()
     print(f"""
 calibserve demo — serving models/ on {base} (database {settings.database_url})
   curl -s {base}/v1/models/digits/predict -d '{example}'

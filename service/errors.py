@@ -8,6 +8,7 @@ from __future__ import annotations
 
 class ServiceError(Exception):
     status_code = 500
+    retry_after: int | None = None  # seconds: sent as ``Retry-After`` (a 503 the client should retry)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -28,6 +29,13 @@ class ModelNotFound(ServiceError):
 
 class ModelNotReady(ServiceError):
     status_code = 503
+
+
+class PredictionLogFull(ServiceError):
+    """The durable prediction log is at its disk bound: nothing is served that could not be kept."""
+
+    status_code = 503
+    retry_after = 1
 
 
 class CalibratorNotFound(ServiceError):
@@ -54,6 +62,12 @@ class NoPreviousCalibrator(ServiceError):
     """A rollback was asked for, but the active calibrator replaced nothing."""
 
     status_code = 409
+
+
+class ClientDisconnected(ServiceError):
+    """The client closed the connection before its request arrived (nginx's 499); nothing is answered."""
+
+    status_code = 499
 
 
 class NotEnoughData(ServiceError):

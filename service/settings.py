@@ -5,6 +5,7 @@ Never instantiated at import time: ``create_app(Settings())`` and the CLI build 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -34,8 +35,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     max_feedback_items: int = 5000
 
-    # prediction log writer: bounded queue, batched inserts; when full, rows are dropped and counted
-    log_queue_size: int = 50_000
+    request_metrics: bool = Field(default=True, description="Per-request Prometheus metrics on predict (off: only "
+                                  "to measure their cost).")
+    max_batch_rows: int = Field(default=10_000, ge=1, description="Rows in one predict/infer request.")
+
+    # prediction log: a durable local spool (one SQLite file per process under spool_dir/<database>) shipped
+    # to the database by a background thread; past spool_max_bytes predict answers 503 + Retry-After
+    spool_dir: Path = Field(default=Path("spool"), description="Local directory of the prediction-log spool.")
+    spool_max_bytes: int = Field(default=1 << 30, ge=1 << 16, description="Disk bound of the spool.")
     log_batch_size: int = 1000
     log_flush_seconds: float = 0.05
 
@@ -55,6 +62,11 @@ class Settings(BaseSettings):
 
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0
+
+    def spool_directory(self) -> Path:
+        """``spool_dir`` per database: a spool is only ever shipped to the database it was written for."""
+        digest = hashlib.sha256(self.database_url.encode()).hexdigest()[:16]
+        return self.spool_dir / digest
 
     def all_admin_tokens(self) -> list[str]:
         tokens = [t.get_secret_value() for t in self.admin_tokens]

@@ -107,6 +107,7 @@ def model_repository(trained_repository: Path, tmp_path: Path) -> Path:
 def settings(database_url: str, model_repository: Path) -> Settings:
     return Settings(
         database_url=database_url, model_repository=model_repository, admin_token=ADMIN_TOKEN,
+        spool_dir=model_repository.parent / "spool",
         log_flush_seconds=0.01, calibrator_poll_seconds=0.2, monitor_interval_seconds=0.5,
         drift_min_labels=50, bucket_seconds=60,
     )

@@ -9,7 +9,6 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from service.errors import PayloadTooLarge
-from service.handlers.predictor import Rendered
 
 
 class JSONBytes(Response):
@@ -33,8 +32,3 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def render(rendered: Rendered) -> Response:
-    """A codec's output as an HTTP response."""
-    return Response(rendered.body, media_type=rendered.media_type, headers=dict(rendered.headers or {}))

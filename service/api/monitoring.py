@@ -36,5 +36,6 @@ async def calibrator_history(model: str, version: str, services: ServicesDep) ->
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus exposition (aggregated across workers in multiprocess mode)."""
     services.metrics.log_queue_depth.set(services.writer.depth())
+    services.metrics.log_spool_bytes.set(services.writer.spool_bytes())
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)

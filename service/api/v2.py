@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from service import __version__
-from service.api.deps import ServicesDep, services_of
-from service.api.http import JSONBytes, read_body, render
+from service.api.deps import ServicesDep
+from service.api.http import JSONBytes
 from service.errors import ModelNotReady
 from service.handlers import oip
 from service.repository.loaded import LoadedVersion
@@ -34,12 +34,15 @@ async def live() -> Response:
 
 @router.get("/health/ready")
 async def ready(services: ServicesDep) -> Response:
-    """Readiness: at least one model serves, and the prediction log is not saturated."""
+    """Readiness: a model serves and the prediction log can take rows (a database outage alone does not
+    make predict unready: rows are spooled durably; feedback and admin answer 503 meanwhile)."""
     writer = services.writer
     registry = services.registry
     ok = registry.ready() and not writer.saturated()
-    body = {"ready": ok, "prediction_log": {"queue_depth": writer.depth(), "dropped": writer.dropped,
-                                            "saturated": writer.saturated()},
+    body = {"ready": ok, "prediction_log": {"queue_depth": writer.depth(), "spool_bytes": writer.spool_bytes(),
+                                            "spool_max_bytes": writer.max_spool_bytes, "dropped": writer.dropped,
+                                            "refused": writer.refused, "saturated": writer.saturated(),
+                                            "database_ok": writer.database_ok},
             "models": {name: _model_status(e) for name, e in registry.models.items()}}
     return JSONBytes(body, status_code=200 if ok else 503)
 
@@ -96,21 +99,4 @@ async def model_ready(model: str, services: ServicesDep, version: str | None = N
     return JSONBytes({"name": model, "ready": True})
 
 
-_PATH_PARAMETERS = {"parameters": [
-    {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}},
-    {"name": "version", "in": "path", "required": True, "schema": {"type": "string"},
-     "description": "a version number or an alias"}]}
-
-
-@router.post("/models/{model}/infer", openapi_extra={"parameters": _PATH_PARAMETERS["parameters"][:1]})
-@router.post("/models/{model}/versions/{version}/infer", openapi_extra=_PATH_PARAMETERS)
-async def infer(request: Request) -> Response:
-    """Inference (JSON or binary tensors; the body is read raw: tritonclient sends no Content-Type)."""
-    # The hot path takes only ``request``: each declared parameter or dependency costs FastAPI a
-    # validation pass per request (~50 µs of ~400 µs at batch 1), so path params are read directly.
-    services = services_of(request)
-    limit = services.settings.max_body_bytes
-    rendered = await services.predictor.predict(
-        services.v2_codec, request.path_params["model"], request.path_params.get("version"),
-        lambda: read_body(request, limit), request.headers)
-    return render(rendered)
+# POST /v2/models/{m}[/versions/{v}]/infer is served by the ASGI fast path (api/fast_path.py).

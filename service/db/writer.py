@@ -1,71 +1,65 @@
-"""Background batched writer for the prediction log: off the request's critical path.
+"""The prediction log: a request's block is appended to the durable local spool (``db/spool.py``) before the
+response; a shipper thread copies spooled blocks into the database and deletes them once committed.
 
-A request hands over one compact ``PredictionBlock`` (arrays, not per-row dicts); the writer thread
-expands blocks into rows and inserts them in batches (PostgreSQL ``COPY``, SQLite ``executemany``), so
-the per-row cost stays a few microseconds and the GIL is held briefly.
-
-Policy when the database is slow: the queue is bounded in **rows** (``log_queue_size``); a prediction
-whose rows do not fit is still served, its rows are dropped and counted
-(``calibserve_prediction_log_dropped_total``), and readiness reports the saturated queue. Predictions are
-never blocked on the database.
+What this guarantees, and how:
+- an id handed to a client is in the spool file before the response, so it survives SIGKILL of the server
+  and database outages; a restarted process (or another worker on the same spool directory) adopts the
+  files of a dead one and ships them;
+- shipping is idempotent: a block re-shipped after a crash between the database commit and the spool delete
+  is inserted with ``ON CONFLICT DO NOTHING``, and only rows new to the database are counted in the
+  per-bucket statistics;
+- while the database is unreachable the shipper retries with backoff and the spool grows, up to
+  ``max_bytes``; past that bound ``submit`` raises ``SpoolFull`` *before* anything is answered, so no id
+  is ever returned for a row that was not kept (the caller answers 503 + Retry-After).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from pathlib import Path
+from typing import Any, cast
 
-import numpy as np
-from sqlalchemy import Connection, Engine
+import psycopg
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
-from service.db.decision_stats import SERVED_COLUMNS, ServedBlock
+from service.db.decision_stats import SERVED_COLUMNS
+from service.db.spool import PredictionBlock, SpoolFile, SpoolFull, create_own, decode, encode, orphans
 from service.db.stats import add_prediction_counts
+from service.db.tables import Prediction
 
 log = logging.getLogger(__name__)
 
+__all__ = ["PredictionBlock", "PredictionWriter", "SpoolFull", "insert_blocks"]
+
+ORPHAN_SCAN_SECONDS = 10.0
 COLUMNS = ("id", "model", "version", "calibrator_version", "created_at", "logits", "probabilities", "confidence",
            "class_index", "tags")
 
 
-@dataclass(frozen=True)
-class PredictionBlock:
-    """The rows of one request: the same model, versions, time and tags; per-row arrays."""
-
-    model: str
-    version: int
-    calibrator_version: int
-    created_at: datetime
-    ids: list[str]
-    logits: np.ndarray  # (n, K) float32 little-endian
-    probabilities: np.ndarray  # (n, K) float32 little-endian
-    confidence: np.ndarray  # (n,)
-    class_index: np.ndarray  # (n,)
-    tags: dict[str, Any] | None = None
-    served: ServedBlock | None = None  # sets / decisions, when the request asked for them
-
-    def rows(self, sqlite: bool) -> list[tuple[Any, ...]]:
-        # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
-        created: Any = (self.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-                        if sqlite else self.created_at)
-        tags = json.dumps(self.tags) if self.tags is not None else None
-        return [
-            (pid, self.model, self.version, self.calibrator_version, created, self.logits[i].tobytes(),
-             self.probabilities[i].tobytes(), float(self.confidence[i]), int(self.class_index[i]), tags)
-            for i, pid in enumerate(self.ids)
-        ]
+def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[Any, ...]]:
+    # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
+    created: Any = (block.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+                    if sqlite_text_dates else block.created_at)
+    tags = json.dumps(block.tags) if block.tags is not None else None
+    return [(pid, block.model, block.version, block.calibrator_version, created, block.logits[i].tobytes(),
+             block.probabilities[i].tobytes(), float(block.confidence[i]), int(block.class_index[i]), tags)
+            for i, pid in enumerate(block.ids)]
 
 
-def _bulk_insert(dbapi: Any, sqlite: bool, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+def _fast_insert(conn: Connection, rows: list[tuple[Any, ...]], table: str = "predictions",
+                 columns: tuple[str, ...] = COLUMNS) -> None:
     if not rows:
         return
-    if sqlite:
+    dbapi: Any = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
         placeholders = ", ".join("?" * len(columns))
         dbapi.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
     else:  # COPY: the fastest bulk path into PostgreSQL (psycopg 3)
@@ -74,18 +68,56 @@ def _bulk_insert(dbapi: Any, sqlite: bool, table: str, columns: tuple[str, ...],
                 copy.write_row(row)
 
 
-def insert_blocks(conn: Connection, blocks: list[PredictionBlock], bucket_seconds: int) -> int:
-    """Insert the blocks' rows and their per-bucket prediction counts in the caller's transaction."""
-    sqlite = conn.dialect.name == "sqlite"
-    rows = [row for block in blocks for row in block.rows(sqlite)]
-    dbapi: Any = conn.connection.driver_connection
-    _bulk_insert(dbapi, sqlite, "predictions", COLUMNS, rows)
-    served = [row for b in blocks if b.served is not None for row in b.served.tuples(b.ids)]
-    _bulk_insert(dbapi, sqlite, "prediction_decisions", SERVED_COLUMNS, served)  # after predictions (foreign key)
+def _served_rows(blocks: list[PredictionBlock], only: set[str] | None = None) -> list[tuple[Any, ...]]:
+    """``prediction_decisions`` rows of the blocks that asked for sets / decisions (of the ``only`` ids)."""
+    return [row for b in blocks if b.served is not None for row in b.served.tuples(b.ids)
+            if only is None or row[0] in only]
+
+
+def _idempotent_insert(conn: Connection, blocks: list[PredictionBlock]) -> set[str]:
+    """INSERT … ON CONFLICT (id) DO NOTHING RETURNING id through the table's column types: the new ids."""
+    table = cast(Table, Prediction.__table__)
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = module.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    naive = conn.dialect.name == "sqlite"  # stored as naive UTC text, like the fast path
+    params = [{"id": pid, "model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
+               "created_at": b.created_at.astimezone(UTC).replace(tzinfo=None) if naive else b.created_at,
+               "logits": b.logits[i].tobytes(), "probabilities": b.probabilities[i].tobytes(),
+               "confidence": float(b.confidence[i]), "class_index": int(b.class_index[i]), "tags": b.tags}
+              for b in blocks for i, pid in enumerate(b.ids)]
+    return set(conn.execute(stmt, params).scalars().all())
+
+
+def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds: int) -> int:
+    """Insert the blocks' rows and their per-bucket prediction counts in one transaction; returns the rows
+    that were new. A re-shipped block (its rows already stored) falls back to the idempotent insert."""
+    try:
+        with engine.begin() as conn:
+            rows = [r for b in blocks for r in block_rows(b, conn.dialect.name == "sqlite")]
+            _fast_insert(conn, rows)
+            _fast_insert(conn, _served_rows(blocks), "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
+            _count(conn, blocks, None, bucket_seconds)
+            return len(rows)
+    except (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError):  # raw driver paths raise raw errors
+        with engine.begin() as conn:
+            new = _idempotent_insert(conn, blocks)
+            _fast_insert(conn, _served_rows(blocks, new), "prediction_decisions", SERVED_COLUMNS)  # new rows only
+            _count(conn, blocks, new, bucket_seconds)
+            return len(new)
+
+
+def _count(conn: Connection, blocks: list[PredictionBlock], only: set[str] | None, bucket_seconds: int) -> None:
     add_prediction_counts(conn, [{"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
                                   "created_at": b.created_at, "confidence": float(c)}
-                                 for b in blocks for c in b.confidence], bucket_seconds)
-    return len(rows)
+                                 for b in blocks for pid, c in zip(b.ids, b.confidence, strict=True)
+                                 if only is None or pid in only], bucket_seconds)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure to retry (unreachable, restarting, locked) as opposed to a row the database refuses."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError)
 
 
 class PredictionWriter:
@@ -93,107 +125,177 @@ class PredictionWriter:
         self,
         engine: Engine,
         *,
-        max_queue: int = 50_000,
+        spool_dir: Path,
+        max_spool_bytes: int = 1 << 30,
         batch_size: int = 1000,
         flush_seconds: float = 0.05,
         bucket_seconds: int = 60,
         on_written: Callable[[int], None] = lambda n: None,
+        on_refused: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.engine = engine
-        self.queue: queue.Queue[PredictionBlock | threading.Event | None] = queue.Queue()
-        self.max_rows = max_queue
+        self.spool_dir = spool_dir
+        self.max_spool_bytes = max_spool_bytes
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.bucket_seconds = bucket_seconds
         self.on_written = on_written
+        self.on_refused = on_refused
         self.on_dropped = on_dropped
-        self.dropped = 0
         self.written = 0
-        self._queued_rows = 0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="prediction-writer", daemon=True)
+        self.refused = 0
+        self.dropped = 0  # rows the database refused for good (kept in the spool's dead table)
+        self.database_ok = True
+        self._own: SpoolFile | None = None
+        self._adopted: list[SpoolFile] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._shipped = threading.Condition()
+        self._shipped_seq = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-shipper", daemon=True)
 
+    # ---- request side ---------------------------------------------------------------------------
     def start(self) -> None:
+        self._own = create_own(self.spool_dir)
+        self._adopted = orphans(self.spool_dir, self._own.path)
+        self.dropped = self._own.dead_rows  # every dead-*.log in the directory: lost rows stay counted
+        if self._adopted:
+            log.warning("adopting %d spool file(s) of stopped processes: %d rows to ship",
+                        len(self._adopted), sum(f.rows for f in self._adopted))
         self._thread.start()
 
-    def submit(self, block: PredictionBlock) -> bool:
-        """Enqueue one request's rows without blocking; False (and counted) when the queue is full."""
-        n = len(block.ids)
-        with self._lock:
-            if self._queued_rows + n > self.max_rows:
-                self.dropped += n
-                full = True
-            else:
-                self._queued_rows += n
-                full = False
-        if full:
-            self.on_dropped(n)
-            return False
-        self.queue.put(block)
-        return True
+    def submit(self, block: PredictionBlock) -> None:
+        """Append one request's rows to the spool (durable on return) or raise ``SpoolFull``."""
+        own = self._spool()
+        payload = encode(block)
+        if self.spool_bytes() + len(payload) > self.max_spool_bytes:
+            self.refused += len(block.ids)
+            self.on_refused(len(block.ids))
+            raise SpoolFull(f"the prediction-log spool holds {self.spool_bytes()} bytes (bound "
+                            f"{self.max_spool_bytes}); the database is not keeping up")
+        own.append(payload, len(block.ids))  # no wake-up per request: the shipper polls every flush_seconds
+
+    def fits(self, n_rows: int, bytes_per_row: int) -> bool:
+        """Whether a block of this size could ever be spooled (a batch over the bound is refused up front)."""
+        return n_rows * bytes_per_row <= self.max_spool_bytes
 
     def depth(self) -> int:
-        """Rows waiting to be written."""
-        return self._queued_rows
+        """Rows accepted but not yet in the database (this process's spool and the files it adopted)."""
+        files = [f for f in (self._own, *self._adopted) if f is not None]
+        return sum(f.rows for f in files)
+
+    def spool_bytes(self) -> int:
+        return sum(f.bytes for f in (self._own, *self._adopted) if f is not None)
 
     def saturated(self) -> bool:
-        return self._queued_rows >= self.max_rows
+        """Within 10% of the bound: readiness turns 503 so a load balancer sends traffic elsewhere before
+        predict itself has to refuse."""
+        return self.spool_bytes() >= 0.9 * self.max_spool_bytes
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Block until every row enqueued before this call is committed."""
-        done = threading.Event()
-        self.queue.put(done)
-        return done.wait(timeout)
+        """Block until every row spooled before this call is in the database (False on timeout)."""
+        target = self._spool().last_appended
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        with self._shipped:
+            while (self._shipped_seq < target or self._adopted) and time.monotonic() < deadline:
+                self._shipped.wait(min(0.05, max(deadline - time.monotonic(), 0.0)))
+                self._wake.set()
+            return self._shipped_seq >= target and not self._adopted
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Graceful shutdown: write what is queued, then end the thread."""
+        """Graceful shutdown: ship what is spooled (bounded by ``timeout``); anything left stays on disk
+        and is shipped by the next process on this spool directory."""
         if self._thread.is_alive():
-            self.queue.put(None)
+            self.flush(timeout if self.database_ok else 1.0)  # a dead database must not hold up shutdown
+            self._stop.set()
+            self._wake.set()
             self._thread.join(timeout)
+        for spool in (*self._adopted, *([self._own] if self._own is not None else [])):
+            spool.close()
+        self._adopted = []
 
+    def _spool(self) -> SpoolFile:
+        if self._own is None:
+            raise RuntimeError("the prediction writer was not started")
+        return self._own
+
+    # ---- shipper thread -------------------------------------------------------------------------
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        backoff = 0.0
+        scanned = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds if backoff == 0.0 else backoff)
+            self._wake.clear()
+            if time.monotonic() - scanned > ORPHAN_SCAN_SECONDS:  # a sibling worker that died meanwhile
+                scanned = time.monotonic()
+                self._adopted += orphans(self.spool_dir, self._spool().path)
             try:
-                first = self.queue.get()  # sleep until there is work
-            except Exception:  # pragma: no cover - queue.get without timeout does not raise
-                continue
-            blocks: list[PredictionBlock] = []
-            waiters: list[threading.Event] = []
-            n = 0
-            deadline = time.monotonic() + self.flush_seconds
-            item: PredictionBlock | threading.Event | None = first
-            # collect until the batch is full, the flush interval has passed, or someone waits/stops
-            while True:
-                if item is None:
-                    stopping = True
-                elif isinstance(item, threading.Event):
-                    waiters.append(item)
-                else:
-                    blocks.append(item)
-                    n += len(item.ids)
-                if stopping or waiters or n >= self.batch_size:
-                    break
-                try:
-                    item = self.queue.get(timeout=max(deadline - time.monotonic(), 0.0))
-                except queue.Empty:
-                    break
-            if blocks:
-                self._write(blocks, n)
-            for event in waiters:
-                event.set()
+                while self._ship_once():
+                    pass
+                self.database_ok, backoff = True, 0.0
+            except Exception:  # the database is down or failing: keep the spool, retry with backoff
+                if self.database_ok:
+                    log.exception("shipping the prediction log failed; the spool keeps the rows, retrying")
+                self.database_ok = False
+                backoff = min(max(backoff * 2, 0.1), 5.0)
 
-    def _write(self, blocks: list[PredictionBlock], n: int) -> None:
+    def _ship_once(self) -> bool:
+        """Ship one batch from the oldest non-empty spool file; False when every file is empty."""
+        for spool in list(self._adopted):
+            if self._ship_from(spool):
+                return True
+            self._adopted.remove(spool)  # drained: the dead process's file goes
+            spool.close()
+        own = self._spool()
+        target = own.last_appended  # read before the batch: an append racing with us is not claimed
+        if self._ship_from(own):
+            return True
+        with self._shipped:
+            self._shipped_seq = max(self._shipped_seq, target)
+            self._shipped.notify_all()
+        return False
+
+    def _ship_from(self, spool: SpoolFile) -> bool:
+        batch = spool.read(self.batch_size)
+        if not batch:
+            return False
         try:
-            with self.engine.begin() as conn:
-                insert_blocks(conn, blocks, self.bucket_seconds)
-            self.written += n
-            self.on_written(n)
-        except Exception:  # the service keeps serving; the loss is visible in the drop counter
-            log.exception("prediction log write failed; dropping %d rows", n)
+            self._insert(spool, batch)
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # keep everything, the caller backs off
+            # refused for good, perhaps by one block: isolate it so the others ship
+            if len(batch) == 1:
+                seq, n, payload = batch[0]
+                log.exception("the database refuses spooled block %d (%d rows); kept in the dead table", seq, n)
+                spool.bury(seq, n, len(payload))
+                self.dropped += n
+                self.on_dropped(n)
+            else:
+                for item in batch:
+                    self._ship_from_one(spool, item)
+        if spool is self._own:
+            with self._shipped:
+                self._shipped_seq = batch[-1][0]
+                self._shipped.notify_all()
+        return True
+
+    def _ship_from_one(self, spool: SpoolFile, item: tuple[int, int, bytes]) -> None:
+        try:
+            self._insert(spool, [item])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            seq, n, payload = item
+            log.exception("the database refuses spooled block %d (%d rows); kept in the dead table", seq, n)
+            spool.bury(seq, n, len(payload))
             self.dropped += n
             self.on_dropped(n)
-        finally:
-            with self._lock:
-                self._queued_rows -= n
+
+    def _insert(self, spool: SpoolFile, batch: list[tuple[int, int, bytes]]) -> None:
+        new = insert_blocks(self.engine, [decode(payload) for _, _, payload in batch], self.bucket_seconds)
+        spool.delete([s for s, _, _ in batch], sum(n for _, n, _ in batch), sum(len(p) for _, _, p in batch))
+        self.written += new
+        self.on_written(new)

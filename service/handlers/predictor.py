@@ -19,8 +19,8 @@ import uuid_utils
 
 from service.calibration.base import softmax
 from service.db.decision_stats import ServedBlock
-from service.db.writer import PredictionBlock, PredictionWriter
-from service.errors import InvalidInput, ServiceError
+from service.db.writer import PredictionBlock, PredictionWriter, SpoolFull
+from service.errors import InvalidInput, PayloadTooLarge, PredictionLogFull, ServiceError
 from service.handlers.decision_options import DecisionAsk, Served, apply_ask
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.loaded import ActiveCalibration, LoadedVersion
@@ -94,8 +94,11 @@ def validate_rows(rows: np.ndarray, loaded: LoadedVersion) -> np.ndarray:
 
 
 class Predictor:
-    def __init__(self, *, registry: Registry, writer: PredictionWriter, metrics: ServiceMetrics) -> None:
+    def __init__(self, *, registry: Registry, writer: PredictionWriter, metrics: ServiceMetrics,
+                 max_batch_rows: int = 10_000, request_metrics: bool = True) -> None:
         self.registry = registry
+        self.max_batch_rows = max_batch_rows
+        self.request_metrics = request_metrics  # off only to measure what the metrics cost (bench serving)
         self.writer = writer
         self.metrics = metrics
         # label children resolved once per (endpoint, model, version[, calibrator]): ``.labels()`` costs
@@ -118,8 +121,10 @@ class Predictor:
         except Exception:
             self._count(codec.endpoint, model, loaded, 500)
             raise
-        self._child("latency", codec.endpoint, model, str(loaded.version)).observe(time.perf_counter() - started)
-        self._child("requests", codec.endpoint, model, str(loaded.version), "200").inc()
+        if self.request_metrics:
+            version = str(loaded.version)
+            self._child("latency", codec.endpoint, model, version).observe(time.perf_counter() - started)
+            self._child("requests", codec.endpoint, model, version, "200").inc()
         return rendered
 
     async def run(self, loaded: LoadedVersion, rows: np.ndarray, tags: dict[str, Any] | None,
@@ -128,6 +133,10 @@ class Predictor:
         cost matrix) is read once for the whole request."""
         serving = loaded.serving
         assert serving is not None  # resolve() guarantees it
+        n, k = len(rows), len(loaded.card.classes)
+        if n > self.max_batch_rows or not self.writer.fits(n, 8 * k + 64):  # refused before it is served
+            raise PayloadTooLarge(f"a request holds at most {self.max_batch_rows} rows (and what the "
+                                  f"prediction log can keep); got {n}")
         if getattr(loaded.classifier, "batching", False):  # batches form only across threads
             logits = await anyio.to_thread.run_sync(loaded.classifier.scores, rows)
         else:  # a small model runs faster inline than the ~100 µs a thread hop costs
@@ -137,13 +146,18 @@ class Predictor:
         confidence = probs[np.arange(len(probs)), class_index]
         served = apply_ask(ask, probs, loaded, serving) if ask is not None else None  # before logging: may refuse
         ids = [str(uuid_utils.uuid7()) for _ in range(len(logits))]
-        self.writer.submit(PredictionBlock(
-            loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids, logits.astype("<f4"),
-            probs.astype("<f4"), confidence, class_index, tags, served_block(served) if served else None,
-        ))
+        try:  # durable in the local spool before any id leaves this process
+            self.writer.submit(PredictionBlock(
+                loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids,
+                logits.astype("<f4"), probs.astype("<f4"), confidence, class_index, tags,
+                served_block(served) if served is not None else None,
+            ))
+        except SpoolFull as exc:
+            raise PredictionLogFull(str(exc)) from None
         labels = (loaded.name, str(loaded.version), str(serving.calibrator_version))
-        self._child("predictions", *labels).inc(len(ids))
-        if served is not None and served.decided.actions is not None:
+        if self.request_metrics:
+            self._child("predictions", *labels).inc(len(ids))
+        if served is not None and served.decided.actions is not None:  # served decisions feed a ratio: always
             abstained = int((served.decided.actions < 0).sum())
             self.metrics.decisions.observe_served(*labels, abstained=abstained, acted=len(ids) - abstained)
         return PredictionBatch(loaded, serving, logits, probs, class_index, confidence, ids, served)

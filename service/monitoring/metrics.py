@@ -45,15 +45,24 @@ class ServiceMetrics:
             ["model", "version", "calibrator"], registry=r,
         )
         self.log_queue_depth = Gauge(
-            "calibserve_prediction_log_queue_depth", "Rows waiting in the prediction-log queue.",
+            "calibserve_prediction_log_queue_depth", "Rows in the prediction-log spool, not yet in the database.",
             registry=r, multiprocess_mode="livesum",
+        )
+        self.log_spool_bytes = Gauge(
+            "calibserve_prediction_log_spool_bytes", "Bytes in the prediction-log spool.", registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.log_refused = Counter(
+            "calibserve_prediction_log_refused_total",
+            "Prediction rows refused (503) because the spool was at its disk bound; nothing was served.",
+            registry=r,
         )
         self.log_written = Counter(
             "calibserve_prediction_log_written_total", "Prediction rows written to the database.", registry=r
         )
         self.log_dropped = Counter(
             "calibserve_prediction_log_dropped_total",
-            "Prediction rows dropped because the log queue was full or the database failed.", registry=r,
+            "Spooled prediction rows the database refused for good (kept in the spool's dead table).", registry=r,
         )
         self.feedback = Counter(
             "calibserve_feedback_items_total", "Feedback items by outcome.", ["model", "outcome"], registry=r

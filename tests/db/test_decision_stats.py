@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import uuid_utils
 
 from service.db import decision_stats as ds
 from service.db.engine import make_engine, make_sessionmaker
+from service.db.spool import PredictionBlock, decode, encode
 from service.db.tables import Prediction
+from service.db.writer import insert_blocks
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -110,3 +113,34 @@ def test_served_rows_from_one_request_block() -> None:
     only_set = ds.served_rows(["p1"], set_mask=mask[:1], actions=None, expected_cost=None, conformal_version=4,
                               coverage=0.95, cost_matrix_version=None, min_confidence=None)
     assert only_set[0]["action"] is None and only_set[0]["coverage_ppm"] == 950_000
+
+
+def served_block_of(n: int) -> tuple[PredictionBlock, np.ndarray]:
+    rng = np.random.default_rng(n)
+    mask = rng.random((n, 3)) < 0.5
+    served = ds.ServedBlock(mask, np.array([2, ds.ABSTAINED, *range(n - 2)]), np.array([0.5, np.nan, *[0.1] * (n - 2)]),
+                            4, 0.9, 7, 0.6)
+    ids = [str(uuid_utils.uuid7()) for _ in range(n)]
+    probs = rng.dirichlet(np.ones(3), size=n).astype("<f4")
+    return PredictionBlock("m", 1, 1, T0, ids, np.log(probs), probs, probs.max(axis=1).astype(float),
+                           probs.argmax(axis=1), None, served), mask
+
+
+def test_the_spool_and_the_log_carry_served_blocks(database_url: str) -> None:
+    block, mask = served_block_of(5)
+    again = decode(encode(block))
+    assert again.served is not None and again.served.set_mask is not None
+    assert np.array_equal(again.served.set_mask, mask) and again.served.coverage == 0.9
+    assert decode(encode(PredictionBlock(**{**block.__dict__, "served": None}))).served is None
+    engine = make_engine(database_url)
+    assert insert_blocks(engine, [again], 60) == 5
+    other, _ = served_block_of(3)
+    assert insert_blocks(engine, [again, other], 60) == 3  # a re-shipped block: only the new rows, no duplicates
+    with make_sessionmaker(engine)() as session:
+        found = ds.find_prediction_decisions(session=session, prediction_ids=[*block.ids, *other.ids])
+        assert len(found) == 8
+        first = found[block.ids[0]][0]
+        assert first.set_mask is not None and ds.unpack_set(first.set_mask, 3).tolist() == mask[0].tolist()
+        assert (first.action, first.expected_cost, first.coverage_ppm) == (2, 0.5, 900_000)
+        assert found[block.ids[1]][0].expected_cost is None  # abstained
+    engine.dispose()

@@ -54,6 +54,8 @@ def running_server(database_url: str, model_repository: Path, *, timeout: float 
     port = free_port()
     environ = {**os.environ, "CALIBSERVE_DATABASE_URL": database_url,
                "CALIBSERVE_MODEL_REPOSITORY": str(model_repository), "PYTHONUNBUFFERED": "1"}
+    # the spool is keyed by database inside this directory; a test that restarts a server passes its own
+    environ.setdefault("CALIBSERVE_SPOOL_DIR", str(Path(tempfile.gettempdir()) / "calibserve-e2e-spool"))
     environ.update({f"CALIBSERVE_{k.upper()}": str(v) for k, v in env.items()})
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix="calibserve-e2e-", suffix=".log", delete=False) as log:

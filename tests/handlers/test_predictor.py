@@ -9,8 +9,9 @@ import numpy as np
 import orjson
 import pytest
 
+from service.db.engine import make_engine
 from service.db.predictions import find_predictions
-from service.errors import InvalidInput, ModelNotFound, ServiceError
+from service.errors import InvalidInput, ModelNotFound, PayloadTooLarge, PredictionLogFull, ServiceError
 from service.handlers.predictor import Rendered
 from service.handlers.services import Services
 from service.handlers.v1_codec import V1Codec
@@ -80,3 +81,24 @@ def test_errors_are_service_errors_with_a_status(services: Services) -> None:
     with pytest.raises(ServiceError) as info:
         _predict(services, {"instances": [[0.0] * 3]})
     assert info.value.status_code == 400 and "64 features" in info.value.message
+
+
+def test_a_batch_over_the_row_limit_is_refused_before_it_is_served(services: Services) -> None:
+    services.predictor.max_batch_rows = 10
+    with pytest.raises(PayloadTooLarge, match="at most 10 rows"):
+        _predict(services, {"instances": [[0.0] * 64] * 11})
+    assert services.writer.depth() == 0 and services.writer.written == 0  # nothing was logged
+
+
+def test_a_full_spool_refuses_with_503_and_retry_after(services: Services) -> None:
+    """No id is returned for a row the log could not keep (before: served, then dropped and counted)."""
+    services.writer.engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
+                                         connect_args={"connect_timeout": 1})  # the database is gone
+    services.writer.max_spool_bytes = 4000
+    served = 0
+    with pytest.raises(PredictionLogFull) as info:
+        for _ in range(100):
+            _predict(services, {"instances": [[0.0] * 64] * 3})
+            served += 3
+    assert info.value.status_code == 503 and info.value.retry_after == 1
+    assert services.writer.refused == 3 and services.writer.depth() == served > 0

@@ -3,9 +3,11 @@ read back raw, so window metrics can be checked against the calibration core on 
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import uuid_utils
@@ -42,17 +44,18 @@ def store_predictions(
     by_time: dict[datetime, list[int]] = defaultdict(list)
     for i, t in enumerate(times):
         by_time[t].append(i)
-    writer = PredictionWriter(engine, bucket_seconds=bucket_seconds, flush_seconds=0.01)
+    spool = Path(tempfile.mkdtemp(prefix="calibserve-spool-"))
+    writer = PredictionWriter(engine, spool_dir=spool, bucket_seconds=bucket_seconds, flush_seconds=0.01)
     writer.start()
     for t, rows in by_time.items():  # one block per prediction time, as one request would hand over
         p = probs32[rows]
-        assert writer.submit(PredictionBlock(
+        writer.submit(PredictionBlock(
             model=model, version=version, calibrator_version=calibrator_version, created_at=t,
             ids=[ids[i] for i in rows], logits=np.log(np.maximum(p, 1e-30)).astype("<f4"), probabilities=p,
             confidence=p.max(axis=1), class_index=p.argmax(axis=1)))
     assert writer.flush()
     writer.stop()
-    assert writer.dropped == 0
+    assert writer.dropped == 0 and not list(spool.glob("*/*.db")) and not list(spool.glob("*.db"))
     return ids
 
 

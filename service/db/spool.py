@@ -1,0 +1,269 @@
+"""The prediction log's durable local spool: every request's block is appended here before the response.
+
+Append-only segment files, one stream per process: a record is ``length, rows, crc32`` (three little-endian
+uint32) then the payload, written with one ``os.write`` to an unbuffered file descriptor. Once ``append``
+returns the bytes are in the kernel's page cache, so they survive SIGKILL of the server (a power cut would
+need an fsync per request, which we do not pay). Measured here: ~1.5 µs per append, against ~50 µs for a
+committed row in a local SQLite WAL file — which is why this is a file format of our own and not a library
+(SQLite was the first version). Blocks are msgpack maps of raw little-endian arrays (no pickle).
+
+A process holds an ``flock`` on its stream's ``.lock`` file for as long as it lives. Streams whose lock
+nobody holds belong to a process that died; a shipper adopts them (``orphans``), ships them from the start
+(the database insert is idempotent) and deletes them, so a restarted server — or another worker on the same
+directory — finishes what a killed one accepted. Records the database refuses for good go to ``dead-*.log``:
+kept on disk and counted as lost, across restarts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import msgpack
+import numpy as np
+
+from service.db.decision_stats import ServedBlock
+
+
+@dataclass(frozen=True)
+class PredictionBlock:
+    """The rows of one request: the same model, versions, time and tags; per-row arrays."""
+
+    model: str
+    version: int
+    calibrator_version: int
+    created_at: datetime
+    ids: list[str]
+    logits: np.ndarray  # (n, K) float32 little-endian
+    probabilities: np.ndarray  # (n, K) float32 little-endian
+    confidence: np.ndarray  # (n,)
+    class_index: np.ndarray  # (n,)
+    tags: dict[str, Any] | None = None
+    served: ServedBlock | None = None  # sets / decisions, when the request asked for them
+
+
+def _raw(a: np.ndarray | None, dtype: str) -> bytes | None:
+    return None if a is None else np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+def _encode_served(s: ServedBlock) -> dict[str, Any]:
+    return {"mask": _raw(s.set_mask, "u1"), "act": _raw(s.actions, "<i8"), "cost": _raw(s.expected_cost, "<f8"),
+            "cfv": s.conformal_version, "cov": s.coverage, "cmv": s.cost_matrix_version, "minc": s.min_confidence}
+
+
+def _decode_served(d: dict[str, Any], k: int) -> ServedBlock:
+    mask = None if d["mask"] is None else np.frombuffer(d["mask"], dtype="u1").reshape(-1, k).astype(bool)
+    act = None if d["act"] is None else np.frombuffer(d["act"], dtype="<i8")
+    cost = None if d["cost"] is None else np.frombuffer(d["cost"], dtype="<f8")
+    return ServedBlock(mask, act, cost, d["cfv"], d["cov"], d["cmv"], d["minc"])
+
+
+def encode(block: PredictionBlock) -> bytes:
+    n, k = block.logits.shape
+    out: bytes = msgpack.packb({
+        "model": block.model, "version": block.version, "cv": block.calibrator_version,
+        "at": block.created_at.isoformat(), "ids": block.ids, "k": k,
+        "logits": np.ascontiguousarray(block.logits, dtype="<f4").tobytes(),
+        "probs": np.ascontiguousarray(block.probabilities, dtype="<f4").tobytes(),
+        "conf": np.ascontiguousarray(block.confidence, dtype="<f8").tobytes(),
+        "cls": np.ascontiguousarray(block.class_index, dtype="<i8").tobytes(), "tags": block.tags,
+        **({"served": _encode_served(block.served)} if block.served is not None else {}),
+    })
+    return out
+
+
+def decode(payload: bytes) -> PredictionBlock:
+    d = msgpack.unpackb(payload)
+    k = int(d["k"])
+    return PredictionBlock(
+        d["model"], int(d["version"]), int(d["cv"]), datetime.fromisoformat(d["at"]), list(d["ids"]),
+        np.frombuffer(d["logits"], dtype="<f4").reshape(-1, k), np.frombuffer(d["probs"], dtype="<f4").reshape(-1, k),
+        np.frombuffer(d["conf"], dtype="<f8"), np.frombuffer(d["cls"], dtype="<i8"), d["tags"],
+        _decode_served(d["served"], k) if d.get("served") is not None else None,
+    )
+
+
+class SpoolFull(Exception):
+    """Appending would take the spool past its disk bound."""
+
+
+HEADER = struct.Struct("<III")  # payload length, rows, crc32
+SEGMENT_BYTES = 8 << 20  # a full segment is closed and a new one started; shipped segments are deleted
+
+
+def _records(path: Path, offset: int = 0, end: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """(end offset, rows, payload) of each complete, intact record from ``offset``; stops at a torn tail."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read() if end is None else f.read(end - offset)
+    pos = 0
+    while pos + HEADER.size <= len(data):
+        length, rows, crc = HEADER.unpack_from(data, pos)
+        body = data[pos + HEADER.size:pos + HEADER.size + length]
+        if len(body) < length or zlib.crc32(body) != crc:
+            return
+        pos += HEADER.size + length
+        yield offset + pos, rows, body
+
+
+def _segment_number(path: Path) -> int:
+    return int(path.stem.rsplit("-", 1)[1])
+
+
+class SpoolFile:
+    """One process's stream of segments. ``append`` (request thread); ``read``/``delete``/``bury`` (shipper)
+    move a cursor through it. ``seq`` numbers records in append order within this object's lifetime."""
+
+    def __init__(self, directory: Path, stream: str, lock: IO[str], *, writable: bool) -> None:
+        self.directory = directory
+        self.stream = stream
+        self._lock_file = lock  # held (flock) for this object's lifetime
+        self._mutex = threading.Lock()
+        self.segments = sorted(directory.glob(f"seg-{stream}-*.log"), key=_segment_number)
+        self.rows = self.bytes = self.last_appended = 0
+        self._positions: dict[int, tuple[int, int]] = {}  # seq → (segment index, end offset), unshipped
+        for index, path in enumerate(self.segments):  # an adopted stream: count what is waiting in it
+            for end, rows, payload in _records(path):
+                self.last_appended += 1
+                self._positions[self.last_appended] = (index, end)
+                self.rows += rows
+                self.bytes += len(payload)
+        self._cursor = (0, 0)  # (segment index, offset): everything before it is shipped
+        self._fd: int | None = None
+        self._size = 0
+        self.dead_rows = sum(rows for path in directory.glob("dead-*.log") for _, rows, _ in _records(path))
+        if writable:
+            self._open_segment()
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"seg-{self.stream}.lock"
+
+    def _open_segment(self) -> None:
+        number = _segment_number(self.segments[-1]) + 1 if self.segments else 1
+        path = self.directory / f"seg-{self.stream}-{number:06d}.log"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.segments.append(path)
+        self._size = 0
+
+    def append(self, payload: bytes, n_rows: int) -> int:
+        record = HEADER.pack(len(payload), n_rows, zlib.crc32(payload)) + payload
+        with self._mutex:
+            if self._fd is None:
+                raise RuntimeError("this spool stream is read-only (adopted from a stopped process)")
+            if self._size + len(record) > SEGMENT_BYTES and self._size:
+                os.close(self._fd)
+                self._open_segment()
+            os.write(self._fd, record)  # one write of a whole record: in the page cache on return
+            self._size += len(record)
+            self.rows += n_rows
+            self.bytes += len(payload)
+            self.last_appended += 1
+            self._positions[self.last_appended] = (len(self.segments) - 1, self._size)
+            return self.last_appended
+
+    def read(self, max_rows: int) -> list[tuple[int, int, bytes]]:
+        """The oldest unshipped records, up to ``max_rows`` rows (at least one): (seq, rows, payload)."""
+        with self._mutex:
+            index, offset = self._cursor
+            if index >= len(self.segments):
+                return []
+            writing = self._fd is not None and index == len(self.segments) - 1
+            end = self._size if writing else None  # never past what append has finished writing
+            first_seq = min(self._positions) if self._positions else self.last_appended + 1
+        out: list[tuple[int, int, bytes]] = []
+        total = 0
+        for seq, (_, rows, payload) in enumerate(_records(self.segments[index], offset, end), start=first_seq):
+            if out and total + rows > max_rows:
+                break
+            out.append((seq, rows, payload))
+            total += rows
+        if not out and not writing and index < len(self.segments) - 1:  # a finished segment: on to the next
+            with self._mutex:
+                self._advance_to((index + 1, 0))
+            return self.read(max_rows)
+        return out
+
+    def delete(self, seqs: list[int], n_rows: int, n_bytes: int) -> None:
+        """Mark records shipped (a prefix of what ``read`` returned): the cursor moves past them."""
+        with self._mutex:
+            self._advance_to(self._positions[max(seqs)])
+            for seq in seqs:
+                self._positions.pop(seq, None)
+            self.rows -= n_rows
+            self.bytes -= n_bytes
+
+    def bury(self, seq: int, n_rows: int, n_bytes: int) -> None:
+        """Move a record the database refuses for good into ``dead-<stream>.log`` (kept, counted as lost)."""
+        with self._mutex:
+            index, end = self._positions[seq]
+        records = list(_records(self.segments[index], self._cursor[1] if self._cursor[0] == index else 0, end))
+        _, rows, payload = records[-1]
+        with open(self.directory / f"dead-{self.stream}.log", "ab") as dead:
+            dead.write(HEADER.pack(len(payload), rows, zlib.crc32(payload)) + payload)
+        self.delete([seq], n_rows, n_bytes)
+        self.dead_rows += n_rows
+
+    def _advance_to(self, position: tuple[int, int]) -> None:
+        """Move the cursor; delete segments left fully behind (the one being written stays)."""
+        index, _ = position
+        self._cursor = position
+        for done in range(index):
+            path = self.segments[done]
+            if path.exists():
+                path.unlink()
+
+    def close(self) -> None:
+        """Close; a stream with nothing left to ship goes from the disk (its dead records stay)."""
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self.rows == 0:
+                for path in self.segments:
+                    path.unlink(missing_ok=True)
+                self.path.unlink(missing_ok=True)
+        self._lock_file.close()
+
+
+def _try_lock(path: Path) -> IO[str] | None:
+    handle = open(path, "a")  # noqa: SIM115 - kept open: the flock lives as long as the handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def create_own(directory: Path) -> SpoolFile:
+    """This process's new stream in ``directory`` (created if needed), locked."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stream = uuid.uuid4().hex
+    lock = _try_lock(directory / f"seg-{stream}.lock")
+    assert lock is not None  # a fresh name nobody else knows
+    return SpoolFile(directory, stream, lock, writable=True)
+
+
+def orphans(directory: Path, own: Path) -> list[SpoolFile]:
+    """Streams of processes that are gone (their lock is free), locked for us."""
+    streams = {p.name[4:].split("-")[0] for p in directory.glob("seg-*.log")} | {
+        p.name[4:].removesuffix(".lock") for p in directory.glob("seg-*.lock")}
+    found = []
+    for stream in sorted(streams):
+        lock_path = directory / f"seg-{stream}.lock"
+        if lock_path == own:
+            continue
+        lock = _try_lock(lock_path)
+        if lock is not None:
+            found.append(SpoolFile(directory, stream, lock, writable=False))
+    return found

@@ -1,0 +1,45 @@
+"""The spool's segment files on their own: rotation, adoption by another process, torn tails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.db import spool as spool_module
+from service.db.spool import HEADER, create_own, decode, encode, orphans
+from tests.db.test_writer import block
+
+
+def test_records_cross_segments_and_shipped_segments_are_deleted(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 2048)
+    own = create_own(tmp_path)
+    blocks = [block(3) for _ in range(30)]
+    for b in blocks:
+        own.append(encode(b), 3)
+    assert len(list(tmp_path.glob("seg-*.log"))) > 3 and own.rows == 90
+    shipped: list[str] = []
+    while batch := own.read(7):
+        shipped += [pid for _, _, payload in batch for pid in decode(payload).ids]
+        own.delete([s for s, _, _ in batch], sum(n for _, n, _ in batch), sum(len(p) for _, _, p in batch))
+    assert shipped == [pid for b in blocks for pid in b.ids] and own.rows == 0
+    assert len(list(tmp_path.glob("seg-*.log"))) == 1  # only the segment being written remains
+    own.close()
+    assert list(tmp_path.glob("seg-*")) == []
+
+
+def test_a_dead_process_stream_is_adopted_and_a_torn_tail_ignored(tmp_path: Path) -> None:
+    dead = create_own(tmp_path)
+    kept = [block(2) for _ in range(4)]
+    for b in kept:
+        dead.append(encode(b), 2)
+    (segment,) = tmp_path.glob("seg-*.log")
+    with open(segment, "ab") as f:  # a record cut short, as a kill mid-write could leave it
+        f.write(HEADER.pack(1000, 5, 0) + b"partial")
+    assert orphans(tmp_path, tmp_path / "none.lock") == []  # its owner still holds the lock
+    dead._lock_file.close()  # the process is gone: its flock is released
+    (adopted,) = orphans(tmp_path, tmp_path / "none.lock")
+    assert adopted.rows == 8
+    ids = [pid for _, _, p in adopted.read(100) for pid in decode(p).ids]
+    assert ids == [pid for b in kept for pid in b.ids]
