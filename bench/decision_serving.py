@@ -22,7 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from bench.serving import LUA, drain, start, train, wrk
+from bench.serve import servers
+from bench.serve import wrk as wrk_run
+from bench.serving import calibserve_server
 
 BATCHES = (1, 64)
 VARIANTS = {
@@ -33,6 +35,13 @@ VARIANTS = {
     "+ all three": {"coverage": 0.9, "min_confidence": 0.7, "decision": True},
 }
 TOKEN = "bench-admin-token"
+
+
+def train(repository: Path) -> None:
+    from service.training.pipeline import train_and_export
+
+    train_and_export(dataset="digits", loss="flsd53", name="digits", version=1, repository=repository,
+                     calibrator="temperature", curvature=False, progress=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.repository is None:
             print("training the digits demo model …", flush=True)
             train(repository)
-        (work / "post.lua").write_text(LUA)
+        (work / "post.lua").write_text(wrk_run.LUA)
         bodies = {}
         for b in BATCHES:
             for name, extra in VARIANTS.items():
@@ -65,11 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                 bodies[(name, b)] = (path, "application/json", "")
         db = f"sqlite:///{work / 'bench.db'}"
         upgrade(db)
-        base = "http://127.0.0.1:18711"
-        env = {"CALIBSERVE_DATABASE_URL": db, "CALIBSERVE_MODEL_REPOSITORY": str(repository),
-               "CALIBSERVE_ADMIN_TOKEN": TOKEN}
-        proc, _ = start(["--factory", "service.app:create_app", "--port", "18711"], env, f"{base}/v2/health/ready",
-                        work / "ours.log")
+        server = calibserve_server("calibserve-sqlite", db, repository)
+        server.env["CALIBSERVE_ADMIN_TOKEN"] = TOKEN
+        servers.start(server, work / "ours.log")
+        base = server.base
         try:
             costs = [[0.0 if a == k else 1.0 for k in range(10)] for a in range(10)] + [[0.2] * 10]
             r = httpx.put(f"{base}/v1/admin/models/digits/cost-matrix", json={"matrix": costs},
@@ -79,13 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[tuple[str, int], list[tuple[float, float]]] = {key: [] for key in bodies}
             for _ in range(args.repeat):
                 for key, body in bodies.items():
-                    drain(base)
-                    rps, p50, _p99, errors = wrk(url, body, args.concurrency, args.duration, work / "post.lua")
-                    assert errors == 0, f"{key}: {errors} non-2xx responses"
-                    runs[key].append((rps, p50))
+                    servers.drain(server)
+                    report = wrk_run.run(url, body, args.concurrency, args.duration, work / "post.lua")
+                    assert report.errors == 0, f"{key}: {report.errors} failed requests"
+                    runs[key].append((report.rps, report.p50_ms))
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            servers.stop(server)
     print(f"\n/v1 predict, digits MLP, concurrency {args.concurrency}, {args.duration}s × {args.repeat} "
           "interleaved runs per cell (median)\n")
     print(f"{'variant':26s}" + "".join(f"{f'b{b} req/s':>11s}{'p50 ms':>8s}{'ratio':>7s}" for b in BATCHES))
