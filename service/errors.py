@@ -105,3 +105,21 @@ class NotEnoughData(ServiceError):
     """A re-fit was asked for with too few labels, or with classes missing from them."""
 
     status_code = 422
+
+
+class NoConformalCalibrator(ServiceError):
+    """A prediction set was asked of a model version whose active calibrator has no conformal calibrator."""
+
+    status_code = 409
+
+
+class NoCostMatrix(ServiceError):
+    """A Bayes decision was asked of a model with no active cost matrix."""
+
+    status_code = 409
+
+
+class CostMatrixNotFound(ServiceError):
+    """An admin asked to activate a cost-matrix version that does not exist."""
+
+    status_code = 404

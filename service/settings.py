@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     bucket_seconds: int = 60
     drift_min_labels: int = 200
     drift_tolerance: float = 0.0
+    # conformal coverage alarm: one-sided binomial test level per check, and the calibration-set δ of the
+    # coverage floor it tests against (service.calibration.coverage_bounds); needs drift_min_labels labels
+    coverage_alarm_level: float = Field(default=0.01, gt=0.0, lt=0.5)
+    coverage_floor_delta: float = Field(default=0.01, gt=0.0, lt=0.5)
     drift_rule: str = Field(default="ci", pattern="^(ci|sigma)$", description="Default drift rule (ci | sigma).")
     drift_reference_windows: int = Field(default=6, ge=1, le=50, description="Reference windows after activation.")
     monitor_interval_seconds: float = 15.0

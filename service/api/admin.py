@@ -1,4 +1,5 @@
-"""Admin API (Bearer token, declared once on the router): re-fit, activate, roll back, aliases, audit."""
+"""Admin API (Bearer token, declared once on the router): re-fit, activate, roll back, aliases, cost matrices,
+audit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from service.api.http import JSONBytes, read_body
 from service.api.openapi import BODY, errors, json_body
 from service.api.schemas import ActivationResult, AliasBody, AliasResult, AuditLog, RefitResult
 from service.errors import InvalidInput
+from service.handlers.json_body import json_object
 from service.handlers.refit_options import RefitOptions, parse_options
 from service.validation import parse_int
 
@@ -61,6 +63,31 @@ async def put_alias(model: str, alias: str, request: Request, services: Services
         raise InvalidInput(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
     return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.set_alias(
         model=model, alias=alias, version=body.version, actor=actor)))
+
+
+@router.put("/models/{model}/cost-matrix",
+            responses={201: {"description": "the new, active cost-matrix version"}, **errors(*BODY)})
+async def put_cost_matrix(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
+    """Set the model's cost matrix C[action][class] (+ optional action names) as a new, active version."""
+    body = json_object(await read_body(request, services.settings.max_body_bytes))
+    return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.set_cost_matrix(
+        model=model, body=body, actor=actor)), status_code=201)
+
+
+@router.get("/models/{model}/cost-matrices")
+async def list_cost_matrices(model: str, services: ServicesDep) -> Response:
+    """Every cost-matrix version of the model, oldest first."""
+    return JSONBytes({"cost_matrices": await run_in_threadpool(lambda: services.lifecycle.cost_matrices(
+        model=model))})
+
+
+@router.post("/models/{model}/cost-matrices/{cost_matrix_version}/activate")
+async def activate_cost_matrix(model: str, cost_matrix_version: str, services: ServicesDep,
+                               actor: AdminDep) -> Response:
+    """Re-activate a stored cost-matrix version (a rollback)."""
+    cmv = parse_int(cost_matrix_version, "cost_matrix_version", low=1)
+    return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.activate_cost_matrix(
+        model=model, cost_matrix_version=cmv, actor=actor)))
 
 
 @router.get("/audit", responses={200: {"model": AuditLog}})

@@ -31,6 +31,8 @@ from typing import IO, Any
 import msgpack
 import numpy as np
 
+from service.db.decision_stats import ServedBlock
+
 
 @dataclass(frozen=True)
 class PredictionBlock:
@@ -46,6 +48,23 @@ class PredictionBlock:
     confidence: np.ndarray  # (n,)
     class_index: np.ndarray  # (n,)
     tags: dict[str, Any] | None = None
+    served: ServedBlock | None = None  # sets / decisions, when the request asked for them
+
+
+def _raw(a: np.ndarray | None, dtype: str) -> bytes | None:
+    return None if a is None else np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+def _encode_served(s: ServedBlock) -> dict[str, Any]:
+    return {"mask": _raw(s.set_mask, "u1"), "act": _raw(s.actions, "<i8"), "cost": _raw(s.expected_cost, "<f8"),
+            "cfv": s.conformal_version, "cov": s.coverage, "cmv": s.cost_matrix_version, "minc": s.min_confidence}
+
+
+def _decode_served(d: dict[str, Any], k: int) -> ServedBlock:
+    mask = None if d["mask"] is None else np.frombuffer(d["mask"], dtype="u1").reshape(-1, k).astype(bool)
+    act = None if d["act"] is None else np.frombuffer(d["act"], dtype="<i8")
+    cost = None if d["cost"] is None else np.frombuffer(d["cost"], dtype="<f8")
+    return ServedBlock(mask, act, cost, d["cfv"], d["cov"], d["cmv"], d["minc"])
 
 
 def encode(block: PredictionBlock) -> bytes:
@@ -57,6 +76,7 @@ def encode(block: PredictionBlock) -> bytes:
         "probs": np.ascontiguousarray(block.probabilities, dtype="<f4").tobytes(),
         "conf": np.ascontiguousarray(block.confidence, dtype="<f8").tobytes(),
         "cls": np.ascontiguousarray(block.class_index, dtype="<i8").tobytes(), "tags": block.tags,
+        **({"served": _encode_served(block.served)} if block.served is not None else {}),
     })
     return out
 
@@ -68,6 +88,7 @@ def decode(payload: bytes) -> PredictionBlock:
         d["model"], int(d["version"]), int(d["cv"]), datetime.fromisoformat(d["at"]), list(d["ids"]),
         np.frombuffer(d["logits"], dtype="<f4").reshape(-1, k), np.frombuffer(d["probs"], dtype="<f4").reshape(-1, k),
         np.frombuffer(d["conf"], dtype="<f8"), np.frombuffer(d["cls"], dtype="<i8"), d["tags"],
+        _decode_served(d["served"], k) if d.get("served") is not None else None,
     )
 
 

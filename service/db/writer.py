@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
+from service.db.decision_stats import SERVED_COLUMNS
 from service.db.spool import PredictionBlock, SpoolFile, SpoolFull, create_own, decode, encode, orphans
 from service.db.stats import add_prediction_counts
 from service.db.tables import Prediction
@@ -53,15 +54,24 @@ def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[An
             for i, pid in enumerate(block.ids)]
 
 
-def _fast_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+def _fast_insert(conn: Connection, rows: list[tuple[Any, ...]], table: str = "predictions",
+                 columns: tuple[str, ...] = COLUMNS) -> None:
+    if not rows:
+        return
     dbapi: Any = conn.connection.driver_connection
     if conn.dialect.name == "sqlite":
-        placeholders = ", ".join("?" * len(COLUMNS))
-        dbapi.executemany(f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+        placeholders = ", ".join("?" * len(columns))
+        dbapi.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
     else:  # COPY: the fastest bulk path into PostgreSQL (psycopg 3)
-        with dbapi.cursor() as cur, cur.copy(f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+def _served_rows(blocks: list[PredictionBlock], only: set[str] | None = None) -> list[tuple[Any, ...]]:
+    """``prediction_decisions`` rows of the blocks that asked for sets / decisions (of the ``only`` ids)."""
+    return [row for b in blocks if b.served is not None for row in b.served.tuples(b.ids)
+            if only is None or row[0] in only]
 
 
 def _idempotent_insert(conn: Connection, blocks: list[PredictionBlock]) -> set[str]:
@@ -85,11 +95,13 @@ def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds:
         with engine.begin() as conn:
             rows = [r for b in blocks for r in block_rows(b, conn.dialect.name == "sqlite")]
             _fast_insert(conn, rows)
+            _fast_insert(conn, _served_rows(blocks), "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
             _count(conn, blocks, None, bucket_seconds)
             return len(rows)
     except (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError):  # raw driver paths raise raw errors
         with engine.begin() as conn:
             new = _idempotent_insert(conn, blocks)
+            _fast_insert(conn, _served_rows(blocks, new), "prediction_decisions", SERVED_COLUMNS)  # new rows only
             _count(conn, blocks, new, bucket_seconds)
             return len(new)
 

@@ -10,6 +10,7 @@ from service.db.engine import read_session
 from service.db.stats import Scope
 from service.errors import InvalidInput, ModelNotFound
 from service.handlers.services import Services
+from service.monitoring.decision_report import decisions_report
 from service.monitoring.reference import SOURCES, load_reference
 from service.monitoring.report import RULES, WindowQuery, window_report
 from service.monitoring.series import series_report
@@ -74,6 +75,8 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
                                    bucket_seconds=s.bucket_seconds)
         out = window_report(session, q, begin, stop, reference)
         out["reference"].update(reference.describe(begin, q.n_bins))
+        out["decisions"] = decisions_report(session, q.scope, begin, stop, false_alarm=s.coverage_alarm_level,
+                                            delta=s.coverage_floor_delta, n_min=s.drift_min_labels)
         if edges is not None:
             step_reference = load_reference(session, q.scope, length=edges[1] - edges[0], k=k, now=now,
                                              bucket_seconds=s.bucket_seconds)

@@ -33,6 +33,7 @@ from service.db.writer import PredictionWriter
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.feedback_labels import label_index, valid_prediction_id
 from service.handlers.group_commit import GroupCommit
+from service.monitoring.decision_feedback import add_label_stats
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
 
@@ -161,8 +162,10 @@ class FeedbackIngest:
             stats = bucket_stats([rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds,
                                  self.counter_bins)
             add_bucket_stats(session, stats)
+            served = add_label_stats(session, [rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds)
             session.commit()
         self._count_bins(stats)
+        self.metrics.decisions.observe_feedback(*served)
         out: list[dict[str, int]] = []
         claimed: set[str] = set()
         for p in group:

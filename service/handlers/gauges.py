@@ -15,6 +15,7 @@ from prometheus_client import Gauge
 from service.db.engine import read_session
 from service.db.stats import Scope
 from service.handlers.services import Services
+from service.monitoring.decision_report import decisions_report
 from service.monitoring.label_shift import scope_label_shift
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.reference import load_reference
@@ -51,6 +52,9 @@ def refresh_gauges(services: Services) -> None:
                 shift = scope_label_shift(session, q.scope, activated_at=reference.activated_at, start=start,
                                           end=end, rows=s.label_shift_rows, tolerance=s.label_shift_tolerance)
                 set_label_shift(m, labels, shift)
+                decided = decisions_report(session, q.scope, start, end, false_alarm=s.coverage_alarm_level,
+                                           delta=s.coverage_floor_delta, n_min=s.drift_min_labels)
+                m.decisions.set_window(loaded.name, loaded.version, cv, decided["conformal"])
 
 
 def set_label_shift(metrics: ServiceMetrics, labels: tuple[str, ...], shift: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from service.calibration import (
 from service.calibration import paired_nll_gain as nll_gain
 from service.db import aliases, audit
 from service.db import calibrators as calibrator_rows
+from service.db import costs as cost_rows
 from service.db.engine import read_session
 from service.db.predictions import labelled_logits
 from service.db.tables import Calibrator
@@ -33,6 +34,7 @@ from service.errors import (
     NotEnoughData,
     UnknownCalibrationMethod,
 )
+from service.handlers import decision_admin
 from service.handlers.refit_options import RefitOptions
 from service.repository.registry import Registry
 from service.validation import check_alias
@@ -95,6 +97,10 @@ class CalibratorLifecycle:
         evaluation["active"] = {"calibrator_version": serving.calibrator_version, "method": serving.method,
                                 **evaluate(p_old, labels[held_out], seed=options.seed)}
         evaluation["nll_gain_vs_active"] = {"mean": gain, "ci": [gain_lo, gain_hi]}
+        conformal = decision_admin.fit_refit_conformal(options.conformal, report.calibrator, logits, labels,
+                                                       held_out, options.seed)
+        if conformal is not None:
+            evaluation["conformal"] = conformal.evaluation
         better = gain_lo > 0.0
         activate = options.activate == "always" or (options.activate == "if_better" and better)
         spec = report.calibrator.to_dict()
@@ -115,11 +121,16 @@ class CalibratorLifecycle:
             )
             if activate:
                 calibrator_rows.activate_calibrator(session=session, row=row)
+            conformal_version = None if conformal is None else decision_admin.store_conformal(
+                session, model=model, version=loaded.version, calibrator_version=row.calibrator_version,
+                report=conformal, actor=actor, activate=True)  # active for ITS calibrator, served when that is
             audit.record(session=session, actor=actor, action="refit", model=model, version=loaded.version,
                          detail={"calibrator_version": row.calibrator_version, "method": spec["method"],
-                                 "policy": options.activate, "activated": activate, "n_labels": int(len(labels))})
+                                 "policy": options.activate, "activated": activate, "n_labels": int(len(labels)),
+                                 "conformal_version": conformal_version})
             session.commit()
-            result.update(calibrator_version=row.calibrator_version, activated=activate, state=row.state)
+            result.update(calibrator_version=row.calibrator_version, activated=activate, state=row.state,
+                          conformal_version=conformal_version)
         self.registry.sync_calibrators()
         return result
 
@@ -178,6 +189,29 @@ class CalibratorLifecycle:
         with read_session(self.sessions) as session:
             return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "model": r.model,
                      "version": r.version, "detail": r.detail} for r in audit.recent(session=session, limit=limit)]
+
+    def set_cost_matrix(self, *, model: str, body: Any, actor: str) -> dict[str, Any]:
+        """A new, active cost-matrix version for ``model`` (validated against its classes; audited)."""
+        with self.sessions() as session:
+            out = decision_admin.set_cost_matrix(session, self.registry, model=model, body=body, actor=actor)
+            session.commit()
+        self.registry.sync_calibrators()
+        return out
+
+    def activate_cost_matrix(self, *, model: str, cost_matrix_version: int, actor: str) -> dict[str, Any]:
+        """Re-activate a stored cost-matrix version (a rollback; audited)."""
+        decision_admin.model_classes(self.registry, model)  # the model must be loaded
+        with self.sessions() as session:
+            out = decision_admin.activate_cost_matrix(session, model=model, cost_matrix_version=cost_matrix_version,
+                                                      actor=actor)
+            session.commit()
+        self.registry.sync_calibrators()
+        return out
+
+    def cost_matrices(self, *, model: str) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            return [decision_admin.cost_matrix_public(r) for r in cost_rows.list_cost_matrices(session=session,
+                                                                                               model=model)]
 
     def record(self, *, actor: str, action: str, model: str, detail: dict[str, Any]) -> None:
         """An audit row for an action taken elsewhere (repository load / unload)."""

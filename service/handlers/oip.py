@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.calibration.decide import action_names
 from service.errors import InvalidInput, PayloadTooLarge
+from service.handlers.decision_options import DecisionAsk, parse_ask
 from service.handlers.predictor import Decoded, PredictionBatch, Rendered
 from service.repository.loaded import LoadedVersion
 from service.validation import check_tags, is_number
@@ -29,6 +31,8 @@ NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
 }
 DTYPE_NAMES = {"float32": "FP32", "float64": "FP64"}
 OUTPUTS = ("probabilities", "raw_probabilities", "logits", "label")
+# present only when the request asked for them (parameters coverage / min_confidence / decision)
+DECISION_OUTPUTS = ("prediction_set", "decision", "expected_cost")
 
 
 @dataclass
@@ -107,9 +111,11 @@ def parse_request(body: bytes, header_length: str | None, loaded: LoadedVersion)
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be a JSON object")
     binary_all = params.get("binary_data_output", False) is True
-    outputs = _requested_outputs(req.get("outputs"), binary_all)
+    ask = parse_ask(params.get("coverage"), params.get("min_confidence"), params.get("decision"))
+    outputs = _requested_outputs(req.get("outputs"), binary_all, ask)
     rid = req.get("id")
-    return ParsedRequest(rows, _tags(params.get("tags")), str(rid) if rid is not None else None, outputs, params)
+    return ParsedRequest(rows, _tags(params.get("tags")), ask=ask, request_id=str(rid) if rid is not None else None,
+                         outputs=outputs, parameters=params)
 
 
 def _tags(value: Any) -> dict[str, Any] | None:
@@ -177,32 +183,61 @@ def _decode_input(spec: Any, binary: bytes, loaded: LoadedVersion) -> np.ndarray
     return arr.reshape(shape)
 
 
-def _requested_outputs(specs: Any, binary_all: bool) -> list[RequestedOutput]:
+def _asked_outputs(ask: DecisionAsk | None) -> list[str]:
+    """The decision outputs this request's parameters produce."""
+    if ask is None:
+        return []
+    decides = ask.min_confidence is not None or ask.decision
+    return ([n for n, on in zip(DECISION_OUTPUTS, (ask.coverage is not None, decides, ask.decision), strict=True)
+             if on])
+
+
+def _requested_outputs(specs: Any, binary_all: bool, ask: DecisionAsk | None = None) -> list[RequestedOutput]:
+    available = [*OUTPUTS, *_asked_outputs(ask)]
     if specs is None:
-        return [RequestedOutput(n, binary_all, None) for n in OUTPUTS]
+        return [RequestedOutput(n, binary_all, None) for n in available]
     if not isinstance(specs, list):
         raise InvalidInput("'outputs' must be a list")
     out = []
     for spec in specs:
         name = spec.get("name") if isinstance(spec, dict) else None
-        if name not in OUTPUTS:
-            raise InvalidInput(f"unknown output '{name}': choose from {list(OUTPUTS)}")
+        if name in DECISION_OUTPUTS and name not in available:
+            needs = {"prediction_set": "'coverage'", "decision": "'min_confidence' or 'decision'",
+                     "expected_cost": "'decision'"}[name]
+            raise InvalidInput(f"output '{name}' needs the request parameter {needs}")
+        if name not in available:
+            raise InvalidInput(f"unknown output '{name}': choose from {list(available)}")
         params = spec.get("parameters", {})
         if not isinstance(params, dict):
             raise InvalidInput(f"output '{name}': 'parameters' must be a JSON object")
         k = params.get("classification")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InvalidInput(f"output '{name}': classification must be a positive integer")
-        if k is not None and name == "label":
+        if k is not None and name in ("label", *DECISION_OUTPUTS):
             raise InvalidInput("output 'label': classification applies to probabilities, raw_probabilities "
                                "or logits")
         out.append(RequestedOutput(name, params.get("binary_data", binary_all) is True, k))
     return out
 
 
+def _decision_tensor(batch: PredictionBatch, name: str) -> tuple[str, list[int], Any]:
+    """prediction_set: an INT32 (n, K) membership mask; decision: BYTES (n,); expected_cost: FP64 (n,), NaN
+    where the row abstained."""
+    assert batch.served is not None  # only requested when asked (``_requested_outputs``)
+    d = batch.served.decided
+    if name == "prediction_set" and d.set_mask is not None:
+        return "INT32", list(d.set_mask.shape), d.set_mask.astype("<i4")
+    if name == "decision" and d.actions is not None:
+        return "BYTES", [len(d.actions)], action_names(d.actions, batch.served.action_names)
+    assert d.expected_cost is not None
+    return "FP64", [len(d.expected_cost)], d.expected_cost.astype("<f8")
+
+
 def _tensor(batch: PredictionBatch, out: RequestedOutput) -> tuple[str, list[int], Any]:
     n = len(batch.prediction_ids)
     classes = batch.classes
+    if out.name in DECISION_OUTPUTS:
+        return _decision_tensor(batch, out.name)
     if out.name == "label":
         return "BYTES", [n], [classes[int(k)] for k in batch.class_index]
     if out.name == "raw_probabilities":  # computed only when asked for
@@ -236,6 +271,11 @@ def render_response(batch: PredictionBatch, req: ParsedRequest) -> tuple[bytes, 
                        "calibration_method": batch.serving.method,
                        "prediction_ids": ",".join(batch.prediction_ids)},
     }
+    if batch.served is not None:  # which versions decided (parameters: string, number or boolean)
+        served = batch.served
+        extra = {"coverage": served.ask.coverage, "conformal_version": served.conformal_version,
+                 "min_confidence": served.ask.min_confidence, "cost_matrix_version": served.cost_matrix_version}
+        response["parameters"].update({k: v for k, v in extra.items() if v is not None})
     if req.request_id is not None:
         response["id"] = req.request_id
     header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)

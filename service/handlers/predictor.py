@@ -18,8 +18,10 @@ import numpy as np
 import uuid_utils
 
 from service.calibration.base import softmax
+from service.db.decision_stats import ServedBlock
 from service.db.writer import PredictionBlock, PredictionWriter, SpoolFull
 from service.errors import InvalidInput, PayloadTooLarge, PredictionLogFull, ServiceError
+from service.handlers.decision_options import DecisionAsk, Served, apply_ask
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.loaded import ActiveCalibration, LoadedVersion
 from service.repository.registry import Registry
@@ -36,6 +38,7 @@ class PredictionBatch:
     class_index: np.ndarray  # (n,)
     confidence: np.ndarray  # (n,)
     prediction_ids: list[str]
+    served: Served | None = None  # sets / decisions, when the request asked for them
 
     @property
     def classes(self) -> list[str]:
@@ -51,6 +54,7 @@ class Decoded:
 
     rows: np.ndarray
     tags: dict[str, Any] | None
+    ask: DecisionAsk | None = None  # coverage / min_confidence / decision
 
 
 D = TypeVar("D", bound=Decoded)
@@ -109,7 +113,7 @@ class Predictor:
             body = await read_body()
             loaded = self.registry.resolve(model, ref)
             decoded = codec.decode(body, headers, loaded)
-            batch = await self.run(loaded, validate_rows(decoded.rows, loaded), decoded.tags)
+            batch = await self.run(loaded, validate_rows(decoded.rows, loaded), decoded.tags, decoded.ask)
             rendered = codec.render(batch, decoded)
         except ServiceError as exc:
             self._count(codec.endpoint, model, loaded, exc.status_code)
@@ -123,8 +127,10 @@ class Predictor:
             self._child("requests", codec.endpoint, model, version, "200").inc()
         return rendered
 
-    async def run(self, loaded: LoadedVersion, rows: np.ndarray, tags: dict[str, Any] | None) -> PredictionBatch:
-        """Score, calibrate and log validated rows; the calibrator is read once for the whole request."""
+    async def run(self, loaded: LoadedVersion, rows: np.ndarray, tags: dict[str, Any] | None,
+                  ask: DecisionAsk | None = None) -> PredictionBatch:
+        """Score, calibrate, decide and log validated rows; the serving state (calibrator, conformal sets,
+        cost matrix) is read once for the whole request."""
         serving = loaded.serving
         assert serving is not None  # resolve() guarantees it
         n, k = len(rows), len(loaded.card.classes)
@@ -138,17 +144,23 @@ class Predictor:
         probs = serving.calibrator.predict_proba(logits)
         class_index = probs.argmax(axis=1)
         confidence = probs[np.arange(len(probs)), class_index]
+        served = apply_ask(ask, probs, loaded, serving) if ask is not None else None  # before logging: may refuse
         ids = [str(uuid_utils.uuid7()) for _ in range(len(logits))]
         try:  # durable in the local spool before any id leaves this process
             self.writer.submit(PredictionBlock(
                 loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids,
                 logits.astype("<f4"), probs.astype("<f4"), confidence, class_index, tags,
+                served_block(served) if served is not None else None,
             ))
         except SpoolFull as exc:
             raise PredictionLogFull(str(exc)) from None
+        labels = (loaded.name, str(loaded.version), str(serving.calibrator_version))
         if self.request_metrics:
-            self._child("predictions", loaded.name, str(loaded.version), str(serving.calibrator_version)).inc(len(ids))
-        return PredictionBatch(loaded, serving, logits, probs, class_index, confidence, ids)
+            self._child("predictions", *labels).inc(len(ids))
+        if served is not None and served.decided.actions is not None:  # served decisions feed a ratio: always
+            abstained = int((served.decided.actions < 0).sum())
+            self.metrics.decisions.observe_served(*labels, abstained=abstained, acted=len(ids) - abstained)
+        return PredictionBatch(loaded, serving, logits, probs, class_index, confidence, ids, served)
 
     def _count(self, endpoint: str, model: str, loaded: LoadedVersion | None, status: int) -> None:
         known = model if model in self.registry.models else UNKNOWN_MODEL
@@ -161,3 +173,10 @@ class Predictor:
         if child is None:
             child = self._children[key] = getattr(self.metrics, metric).labels(*labels)
         return child
+
+
+def served_block(served: Served) -> ServedBlock:
+    d, ask = served.decided, served.ask
+    return ServedBlock(d.set_mask, d.actions, d.expected_cost, served.conformal_version,
+                       ask.coverage if d.set_mask is not None else None, served.cost_matrix_version,
+                       ask.min_confidence)

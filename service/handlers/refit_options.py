@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.errors import InvalidInput
 
 Policy = Literal["never", "if_better", "always"]
+ConformalKind = Literal["lac", "aps", "mondrian_lac", "mondrian_aps", "none"]
 
 
 class RefitOptions(BaseModel):
@@ -29,6 +30,8 @@ class RefitOptions(BaseModel):
     min_labels: int = Field(default=100, ge=10, le=10_000_000)
     min_per_class: int = Field(default=2, ge=1, le=1_000_000)
     params: dict[str, Any] = Field(default_factory=dict, description="the method's hyperparameters")
+    conformal: ConformalKind = Field(default="lac", description="conformal sets fitted on the held-out labels "
+                                     "with the calibrator (activated with it); 'none' fits none")
 
 
 def parse_options(data: bytes | dict[str, Any]) -> RefitOptions:

@@ -1,5 +1,6 @@
-"""Native REST (v1) predict format: ``{"instances": [[…]], "top_k"?, "tags"?}`` in, per-instance
-``prediction_id``, ``label``, ``class_index``, ``confidence``, ``probabilities`` (+ ``top_k``) out."""
+"""Native REST (v1) predict format: ``{"instances": [[…]], "top_k"?, "tags"?, "coverage"?, "min_confidence"?,
+"decision"?}`` in, per-instance ``prediction_id``, ``label``, ``class_index``, ``confidence``, ``probabilities``
+(+ ``top_k``, ``prediction_set``, ``decision``, ``expected_cost``) out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.calibration.decide import action_names, set_labels
 from service.errors import InvalidInput
+from service.handlers.decision_options import Served, parse_ask
 from service.handlers.json_body import json_object
 from service.handlers.predictor import Decoded, PredictionBatch, Rendered
 from service.repository.loaded import LoadedVersion
@@ -52,7 +55,8 @@ class V1Codec:
         data = json_object(body)
         rows = as_feature_matrix(data.get("instances"), loaded.classifier.n_features)
         top_k = parse_top_k(data.get("top_k"), len(loaded.card.classes))
-        return V1Request(rows, check_tags(data.get("tags")), top_k)
+        ask = parse_ask(data.get("coverage"), data.get("min_confidence"), data.get("decision"))
+        return V1Request(rows, check_tags(data.get("tags")), ask=ask, top_k=top_k)
 
     def render(self, batch: PredictionBatch, decoded: V1Request) -> Rendered:
         return Rendered(orjson.dumps(render_predictions(batch, decoded.top_k), option=orjson.OPT_SERIALIZE_NUMPY))
@@ -73,8 +77,31 @@ def render_predictions(batch: PredictionBatch, top_k: int | None) -> dict[str, A
             item["top_k"] = [{"label": classes[j], "class_index": int(j), "probability": float(probs[i, j])}
                              for j in order[i]]
         predictions.append(item)
-    return {
+    out = {
         "model": batch.loaded.name, "model_version": batch.loaded.version,
         "calibrator_version": batch.serving.calibrator_version, "calibration_method": batch.serving.method,
         "classes": classes, "predictions": predictions,
     }
+    if batch.served is not None:
+        out |= render_served(batch.served, predictions, classes)
+    return out
+
+
+def render_served(served: Served, predictions: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
+    """Per instance ``prediction_set`` / ``decision`` / ``expected_cost``; the versions that decided, once."""
+    d = served.decided
+    if d.set_mask is not None:
+        for item, labels in zip(predictions, set_labels(d.set_mask, classes), strict=True):
+            item["prediction_set"] = labels
+    if d.actions is not None:
+        for item, name in zip(predictions, action_names(d.actions, served.action_names), strict=True):
+            item["decision"] = name
+    if d.expected_cost is not None:
+        for item, cost in zip(predictions, d.expected_cost.tolist(), strict=True):
+            item["expected_cost"] = None if cost != cost else cost  # NaN: abstained, no action taken
+    head: dict[str, Any] = {}
+    if d.set_mask is not None:
+        head |= {"coverage": served.ask.coverage, "conformal_version": served.conformal_version}
+    if d.actions is not None:
+        head |= {"min_confidence": served.ask.min_confidence, "cost_matrix_version": served.cost_matrix_version}
+    return head

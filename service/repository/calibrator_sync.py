@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session
 from service.calibration import calibrator_from_dict
 from service.db import calibrators as calibrator_rows
 from service.repository.card import CALIBRATOR_FILE
+from service.repository.decision_sync import conformal_for, costs_for, insert_card_conformal, read_active
 from service.repository.loaded import ActiveCalibration, LoadedVersion
 
 
 def serve_active_calibrators(session: Session, versions: list[LoadedVersion]) -> int:
-    """Point each version's ``serving`` at its active calibrator; returns how many were swapped."""
+    """Point each version's ``serving`` at its active calibrator, the conformal calibrator fitted on it and
+    the model's cost matrix; returns how many were swapped."""
     active = calibrator_rows.active_versions(session=session)
+    decisions = read_active(session)
     swaps = 0
     for loaded in versions:
         cv = active.get((loaded.name, loaded.version))
@@ -29,14 +32,21 @@ def serve_active_calibrators(session: Session, versions: list[LoadedVersion]) ->
             cv = _ensure_first(session, loaded)
             if cv is None:
                 continue
-        if loaded.serving is None or loaded.serving.calibrator_version != cv:
+            decisions = read_active(session)  # the first calibrator may have brought a conformal one
+        current = loaded.serving
+        if current is None or current.calibrator_version != cv:
             row = calibrator_rows.get_calibrator(session=session, model=loaded.name, version=loaded.version,
                                                  calibrator_version=cv)
             if row is None:
                 continue
-            # one assignment of an immutable object: requests see the old or the new calibrator, never a mix
-            loaded.serving = ActiveCalibration(cv, row.method,
-                                               calibrator_from_dict({"method": row.method, "params": row.params}))
+            current = ActiveCalibration(cv, row.method, calibrator_from_dict({"method": row.method,
+                                                                              "params": row.params}))
+        conformal = conformal_for(session, loaded, cv, decisions, current.conformal)
+        costs = costs_for(session, loaded, decisions, current.costs)
+        if current is not loaded.serving or conformal is not current.conformal or costs is not current.costs:
+            # one assignment of an immutable object: requests see the old or the new state, never a mix
+            loaded.serving = ActiveCalibration(current.calibrator_version, current.method, current.calibrator,
+                                               conformal, costs)
             swaps += 1
     return swaps
 
@@ -62,5 +72,7 @@ def _insert_first(session: Session, loaded: LoadedVersion) -> int:
             evaluation=spec.get("evaluation"), calibrator_version=1,  # the first: a racing twin collides
         )
     calibrator_rows.activate_calibrator(session=session, row=row)
+    if not existing:  # conformal.json was fitted on this very calibrator's output
+        insert_card_conformal(session, loaded, row.calibrator_version)
     session.flush()
     return row.calibrator_version

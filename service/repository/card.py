@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 CARD_FILE = "card.json"
 MODEL_FILE = "model.onnx"
 CALIBRATOR_FILE = "calibrator.json"
+CONFORMAL_FILE = "conformal.json"  # optional: the training-time conformal calibrator (on calibrator.json's output)
 
 
 class _Strict(BaseModel):

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 from scipy.special import softmax
 
-from service.calibration import CalibrationInputError, fit_report, make_calibrator, metrics
+from service.calibration import CalibrationInputError, calibrator_from_dict, fit_report, make_calibrator, metrics
+from service.calibration.conformal_fitting import fit_conformal
+from service.calibration.split import stratified_split
 from service.repository.card import EvalMetrics
 
 
@@ -43,3 +45,25 @@ def initial_calibrator(
         fitted = make_calibrator(method).fit(logits_val, labels_val)
         return {**fitted.to_dict(), "evaluation": None}
     return {**report.calibrator.to_dict(), "evaluation": report.to_dict()}
+
+
+def initial_conformal(
+    logits_val: np.ndarray, labels_val: np.ndarray, calibrator_payload: dict[str, Any], *, kind: str = "lac",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The ``conformal.json`` payload: a conformal calibrator on the calibrated probabilities of the validation
+    rows that ``initial_calibrator`` held out (the same seeded 30% split), so no row scores its own fit.
+
+    ``kind`` is ``lac``, ``aps``, ``mondrian_lac`` or ``mondrian_aps``. When the calibrator had to use every
+    validation row (``evaluation`` null) the sets are fitted on those same rows, and ``fitted_on`` says so.
+    """
+    mondrian = kind.startswith("mondrian_")
+    score = kind.removeprefix("mondrian_")
+    y = np.asarray(labels_val, dtype=np.int64)
+    held_out = calibrator_payload.get("evaluation") is not None
+    rows = stratified_split(y, test_size=0.3, seed=seed)[1] if held_out else np.arange(y.size)
+    probs = calibrator_from_dict(calibrator_payload).predict_proba(np.asarray(logits_val)[rows])
+    report = fit_conformal(probs, y[rows], score=score, mondrian=mondrian, seed=seed)  # type: ignore[arg-type]
+    fitted_on = ("validation rows held out from the calibrator" if held_out
+                 else "all validation rows (too few to hold out)")
+    return {**report.to_dict(), "fitted_on": fitted_on}

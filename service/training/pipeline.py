@@ -17,6 +17,7 @@ from pathlib import Path
 from service.calibration import make_calibrator
 from service.repository.card import (
     CALIBRATOR_FILE,
+    CONFORMAL_FILE,
     MODEL_FILE,
     DataSpec,
     InputSpec,
@@ -28,13 +29,14 @@ from service.repository.card import (
 )
 from service.training.curvature import CurvatureConfig, curvature_report
 from service.training.data import Dataset, Split, TrainingDataError, load_dataset, split_dataset
-from service.training.evaluation import held_out_metrics, initial_calibrator
+from service.training.evaluation import held_out_metrics, initial_calibrator, initial_conformal
 from service.training.export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_logits, onnx_session
 from service.training.models import Classifier, build_classifier
 from service.training.objectives import Objective, make_objective
 from service.training.seeding import deterministic
 from service.training.trainer import TrainConfig, TrainResult, train_model
 
+CONFORMAL_KINDS = ("lac", "aps", "mondrian_lac", "mondrian_aps", None)
 
 @dataclass
 class TrainedClassifier:
@@ -124,6 +126,7 @@ def train_and_export(
     hidden: tuple[int, ...] = (64,),
     arch: str = "mlp",
     calibrator: str = "auto",
+    conformal: str | None = "lac",
     curvature: bool = True,
     progress: bool = True,
     overwrite: bool = False,
@@ -139,7 +142,9 @@ def train_and_export(
     """Train a classifier and publish it as ``<repository>/<name>/<version>/``; returns that directory.
 
     Writes ``model.onnx`` (raw features in, logits out), ``card.json`` and ``calibrator.json`` (the
-    calibration core's ``method`` choice fitted on the validation split, with its held-out evaluation).
+    calibration core's ``method`` choice fitted on the validation split, with its held-out evaluation) and,
+    unless ``conformal`` is None, ``conformal.json`` (lac, aps, mondrian_lac or mondrian_aps sets fitted on the
+    validation rows the calibrator held out).
     Raises ``FileExistsError`` if the version exists and ``overwrite`` is false, ``TrainingDataError``
     on unusable data and ``ValueError`` on bad options.  ``lr`` defaults to 1e-3 for Adam and 0.05 for
     SGD; ``patience=None`` trains all ``epochs`` and keeps the last weights.
@@ -147,6 +152,8 @@ def train_and_export(
     if version < 1:
         raise ValueError(f"version must be >= 1, got {version}")
     make_calibrator(calibrator)  # an unknown method fails here, not after training
+    if conformal not in CONFORMAL_KINDS:
+        raise ValueError(f"conformal must be one of {', '.join(map(str, CONFORMAL_KINDS))}; got {conformal!r}")
     model_dir = Path(repository) / name
     version_dir = model_dir / str(version)
     if version_dir.exists() and not overwrite:
@@ -180,6 +187,7 @@ def train_and_export(
             version=version,
             seed=seed,
             calibrator=calibrator,
+            conformal=conformal,
             curvature=curvature,
             started=started,
         )
@@ -198,6 +206,7 @@ def _write_version(
     version: int,
     seed: int,
     calibrator: str,
+    conformal: str | None,
     curvature: bool,
     started: float,
 ) -> None:
@@ -236,6 +245,11 @@ def _write_version(
     )
     write_card(directory, card)
     (directory / CALIBRATOR_FILE).write_text(json.dumps(calibrator_payload, indent=2) + "\n")
+    if conformal is not None:
+        conformal_payload = initial_conformal(
+            onnx_logits(session, split.X_val), split.y_val, calibrator_payload, kind=conformal, seed=seed
+        )
+        (directory / CONFORMAL_FILE).write_text(json.dumps(conformal_payload) + "\n")
     os.chmod(directory, 0o755)  # mkdtemp makes it 0700; the server may run as another user
 
 

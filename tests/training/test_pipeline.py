@@ -11,7 +11,7 @@ from service.training import pipeline
 from service.training.data import load_bundled, split_dataset
 from service.training.pipeline import train_and_export
 
-FILES = ["calibrator.json", "card.json", "model.onnx"]
+FILES = ["calibrator.json", "card.json", "conformal.json", "model.onnx"]
 
 
 def test_demo_configuration_under_a_minute(tmp_path):
@@ -38,6 +38,11 @@ def test_demo_configuration_under_a_minute(tmp_path):
 
     payload = json.loads((directory / "calibrator.json").read_text())
     assert payload["method"] == "temperature" and set(payload["evaluation"]) >= {"before", "after"}
+    conformal = json.loads((directory / "conformal.json").read_text())
+    # fitted on the 30% of the 360 validation rows that the calibrator held out (108), evaluated on half
+    assert conformal["method"] == "split_conformal" and conformal["params"]["score"] == "lac"
+    assert sum(len(g) for g in conformal["params"]["scores"]) == payload["evaluation"]["n_eval"] == 108
+    assert conformal["evaluation"]["n_fit"] + conformal["evaluation"]["n_eval"] == 108
     calibrator = calibrator_from_dict(payload)
 
     # what the registry does with it: onnxruntime scores raw rows, the calibrator maps them

@@ -193,6 +193,25 @@ const calibDash = (() => {
     return worst ? `${fmt(j.mce)} (bin ${fmt(worst.lo, 2)}–${fmt(worst.hi, 2)}, n = ${worst.count})` : fmt(j.mce);
   }
 
+  // conformal sets and decisions, monitored from feedback (the window's `decisions` part)
+  function decisionRows(dec) {
+    const rows = [];
+    for (const c of dec.conformal) {  // realised coverage of the served sets against their target
+      const state = c.alarm ? "drifting" : "ok";
+      rows.push([`set coverage @ ${c.target_coverage} (conformal v${c.conformal_version})`,
+        `${fmt(c.realised_coverage)} [${fmt(c.coverage_ci[0])}, ${fmt(c.coverage_ci[1])}] n=${c.labelled}, ` +
+        `mean |set| ${fmt(c.mean_set_size)}, <span class="${state}">${c.alarm ? "below target" : "ok"}</span>`]);
+    }
+    for (const d of dec.decisions) {  // abstention, accuracy when acting, realised vs expected cost
+      const name = d.cost_matrix_version ? `cost matrix v${d.cost_matrix_version}` : "no cost matrix";
+      rows.push([`decisions (${esc(name)}, min conf ${d.min_confidence ?? "–"})`,
+        `abstained ${fmt(d.abstention_rate)}, accepted accuracy ${fmt(d.accepted_accuracy)}` +
+        (d.costed ? `, realised cost ${fmt(d.realised_cost)} vs expected ${fmt(d.expected_cost)}` : "")]);
+    }
+    if (dec.selective) rows.push(["AUARC (risk–coverage)", fmt(dec.selective.auarc)]);
+    return rows;
+  }
+
   function renderSummary(j) {
     const d = j.drift || {}, shift = j.confidence_shift || {};
     const rows = [
@@ -209,6 +228,7 @@ const calibDash = (() => {
       ["confidence shift (label-free)", `<span class="${esc(shift.state)}">${esc(shift.state || "–")}</span>` +
         ` PSI ${fmt(shift.psi, 3)}, KS ${fmt(shift.ks, 3)} (n = ${shift.n_current ?? "–"} vs ${shift.n_reference ?? "–"})`],
     ];
+    rows.push(...decisionRows(j.decisions || {conformal: [], decisions: [], selective: null}));
     $("kv").innerHTML = rows.map(([k, v]) => `<span>${k}</span><span>${v}</span>`).join("");
   }
 
