@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import multiprocessing
 import os
 import pickle
 import platform
@@ -45,7 +46,9 @@ def run(cfg: Config, jobs: int) -> tuple[dict[str, list[dict[str, Any]]], dict[s
     results: dict[str, list[dict[str, Any]]] = {"focal": [], "anyloss": [], "tabular": []}
     seconds: dict[str, float] = {"focal": 0.0, "anyloss": 0.0, "tabular": 0.0}
     work = _jobs(cfg)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # spawn, not fork: a forked child of a process that already ran OpenMP (torch, scikit-learn's
+    # HistGradientBoosting) can deadlock inside OpenMP — seen under the test suite
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [(study, pool.submit(_timed, fn, args)) for study, fn, args in work]
         for i, (study, future) in enumerate(futures, 1):
             out, took = future.result()
