@@ -11,7 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
 from service.api.openapi import BODY, errors, json_body
-from service.api.schemas import ActivationResult, AliasBody, AliasResult, AuditLog, RefitResult
+from service.api.schemas import (
+    ActivationResult,
+    AliasBody,
+    AliasResult,
+    AuditLog,
+    CostMatrices,
+    CostMatrixPublic,
+    RefitResult,
+)
 from service.errors import InvalidInput
 from service.handlers.json_body import json_object
 from service.handlers.refit_options import RefitOptions, parse_options
@@ -65,8 +73,9 @@ async def put_alias(model: str, alias: str, request: Request, services: Services
         model=model, alias=alias, version=body.version, actor=actor)))
 
 
-@router.put("/models/{model}/cost-matrix",
-            responses={201: {"description": "the new, active cost-matrix version"}, **errors(*BODY)})
+@router.put("/models/{model}/cost-matrix", status_code=201,
+            responses={201: {"model": CostMatrixPublic, "description": "the new, active cost-matrix version"},
+                       **errors(*BODY)})
 async def put_cost_matrix(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Set the model's cost matrix C[action][class] (+ optional action names) as a new, active version."""
     body = json_object(await read_body(request, services.settings.max_body_bytes))
@@ -74,14 +83,15 @@ async def put_cost_matrix(model: str, request: Request, services: ServicesDep, a
         model=model, body=body, actor=actor)), status_code=201)
 
 
-@router.get("/models/{model}/cost-matrices")
+@router.get("/models/{model}/cost-matrices", responses={200: {"model": CostMatrices}})
 async def list_cost_matrices(model: str, services: ServicesDep) -> Response:
     """Every cost-matrix version of the model, oldest first."""
     return JSONBytes({"cost_matrices": await run_in_threadpool(lambda: services.lifecycle.cost_matrices(
         model=model))})
 
 
-@router.post("/models/{model}/cost-matrices/{cost_matrix_version}/activate")
+@router.post("/models/{model}/cost-matrices/{cost_matrix_version}/activate",
+             responses={200: {"model": CostMatrixPublic}})
 async def activate_cost_matrix(model: str, cost_matrix_version: str, services: ServicesDep,
                                actor: AdminDep) -> Response:
     """Re-activate a stored cost-matrix version (a rollback)."""

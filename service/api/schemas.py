@@ -79,6 +79,22 @@ class CalibratorHistory(BaseModel):
     calibrators: list[CalibratorPublic]
 
 
+class CostMatrixPublic(BaseModel):
+    """One cost-matrix version: C[action][class], its actions and its state."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    cost_matrix_version: int
+    matrix: list[list[float]]
+    actions: list[str]
+    state: str
+
+
+class CostMatrices(BaseModel):
+    cost_matrices: list[CostMatrixPublic]
+
+
 class LabelShift(BaseModel):
     """The EM class-prior estimate of recent unlabelled predictions against the reference prior."""
 

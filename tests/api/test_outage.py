@@ -43,7 +43,7 @@ def test_database_outage_is_503_with_retry_after_and_recovers(postgres_available
         upgrade(url)
         settings = Settings(database_url=url, model_repository=model_repository, admin_token=ADMIN_TOKEN,
                             database_probe_seconds=PROBE_SECONDS, database_retry_after_seconds=7,
-                            log_flush_seconds=0.01, calibrator_poll_seconds=0.2)
+                            log_flush_seconds=0.01, calibrator_poll_seconds=0.2, ready_requires_database=True)
         with TestClient(create_app(settings)) as client:
             x, _ = digits()
             pid = ids_of(predict(client, x[:1]))[0]
@@ -79,13 +79,12 @@ def test_database_outage_is_503_with_retry_after_and_recovers(postgres_available
         drop_postgres_database(name)
 
 
-def test_readiness_may_ignore_the_database_when_configured(postgres_available: bool,
-                                                           model_repository: Path) -> None:
+def test_readiness_ignores_the_database_by_default(postgres_available: bool, model_repository: Path) -> None:
+    """The spool keeps predictions through an outage, so by default the replica stays in the balancer."""
     url, name = fresh_postgres_database()
     try:
         upgrade(url)
-        settings = Settings(database_url=url, model_repository=model_repository,
-                            database_probe_seconds=PROBE_SECONDS, ready_requires_database=False)
+        settings = Settings(database_url=url, model_repository=model_repository, database_probe_seconds=PROBE_SECONDS)
         with TestClient(create_app(settings)) as client:
             drop_postgres_database(name)
             down = _ready(client)
