@@ -22,6 +22,7 @@ import struct
 import threading
 import uuid
 import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,6 +98,7 @@ class SpoolFull(Exception):
 
 
 HEADER = struct.Struct("<III")  # payload length, rows, crc32
+INDEX_COMPACT = 65_536  # shipped records kept in the in-memory index before it is compacted
 SEGMENT_BYTES = 8 << 20  # a full segment is closed and a new one started; shipped segments are deleted
 
 
@@ -130,11 +132,17 @@ class SpoolFile:
         self._mutex = threading.Lock()
         self.segments = sorted(directory.glob(f"seg-{stream}-*.log"), key=_segment_number)
         self.rows = self.bytes = self.last_appended = 0
-        self._positions: dict[int, tuple[int, int]] = {}  # seq → (segment index, end offset), unshipped
+        # (segment index, end offset) of every unshipped record, by seq: seqs are consecutive and shipped as
+        # a prefix, so two int64 arrays from ``_base`` (16 bytes a record, even for a days-long outage) and
+        # ``_head``, the first unshipped seq
+        self._base = self._head = 1
+        self._segment_of = array("q")
+        self._end_of = array("q")
         for index, path in enumerate(self.segments):  # an adopted stream: count what is waiting in it
             for end, rows, payload in _records(path):
                 self.last_appended += 1
-                self._positions[self.last_appended] = (index, end)
+                self._segment_of.append(index)
+                self._end_of.append(end)
                 self.rows += rows
                 self.bytes += len(payload)
         self._cursor = (0, 0)  # (segment index, offset): everything before it is shipped
@@ -168,7 +176,8 @@ class SpoolFile:
             self.rows += n_rows
             self.bytes += len(payload)
             self.last_appended += 1
-            self._positions[self.last_appended] = (len(self.segments) - 1, self._size)
+            self._segment_of.append(len(self.segments) - 1)
+            self._end_of.append(self._size)
             return self.last_appended
 
     def read(self, max_rows: int) -> list[tuple[int, int, bytes]]:
@@ -179,7 +188,7 @@ class SpoolFile:
                 return []
             writing = self._fd is not None and index == len(self.segments) - 1
             end = self._size if writing else None  # never past what append has finished writing
-            first_seq = min(self._positions) if self._positions else self.last_appended + 1
+            first_seq = self._head
         out: list[tuple[int, int, bytes]] = []
         total = 0
         for seq, (_, rows, payload) in enumerate(_records(self.segments[index], offset, end), start=first_seq):
@@ -196,22 +205,30 @@ class SpoolFile:
     def delete(self, seqs: list[int], n_rows: int, n_bytes: int) -> None:
         """Mark records shipped (a prefix of what ``read`` returned): the cursor moves past them."""
         with self._mutex:
-            self._advance_to(self._positions[max(seqs)])
-            for seq in seqs:
-                self._positions.pop(seq, None)
+            last = max(seqs)
+            self._advance_to(self._position(last))
+            self._head = last + 1
+            if self._head - self._base > INDEX_COMPACT:  # drop the shipped prefix of the index now and then
+                cut = self._head - self._base
+                del self._segment_of[:cut], self._end_of[:cut]
+                self._base = self._head
             self.rows -= n_rows
             self.bytes -= n_bytes
 
     def bury(self, seq: int, n_rows: int, n_bytes: int) -> None:
         """Move a record the database refuses for good into ``dead-<stream>.log`` (kept, counted as lost)."""
         with self._mutex:
-            index, end = self._positions[seq]
+            index, end = self._position(seq)
         records = list(_records(self.segments[index], self._cursor[1] if self._cursor[0] == index else 0, end))
         _, rows, payload = records[-1]
         with open(self.directory / f"dead-{self.stream}.log", "ab") as dead:
             dead.write(HEADER.pack(len(payload), rows, zlib.crc32(payload)) + payload)
         self.delete([seq], n_rows, n_bytes)
         self.dead_rows += n_rows
+
+    def _position(self, seq: int) -> tuple[int, int]:
+        i = seq - self._base
+        return int(self._segment_of[i]), int(self._end_of[i])
 
     def _advance_to(self, position: tuple[int, int]) -> None:
         """Move the cursor; delete segments left fully behind (the one being written stays)."""

@@ -43,3 +43,18 @@ def test_a_dead_process_stream_is_adopted_and_a_torn_tail_ignored(tmp_path: Path
     assert adopted.rows == 8
     ids = [pid for _, _, p in adopted.read(100) for pid in decode(p).ids]
     assert ids == [pid for b in kept for pid in b.ids]
+
+
+def test_the_index_stays_small_while_a_long_backlog_drains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 bytes per unshipped record, and shipped ones are dropped: a days-long outage fits in memory."""
+    monkeypatch.setattr(spool_module, "INDEX_COMPACT", 10)
+    own = create_own(tmp_path)
+    blocks = [block(1) for _ in range(100)]
+    for b in blocks:
+        own.append(encode(b), 1)
+    shipped: list[str] = []
+    while batch := own.read(7):
+        shipped += [pid for _, _, payload in batch for pid in decode(payload).ids]
+        own.delete([s for s, _, _ in batch], sum(n for _, n, _ in batch), sum(len(p) for _, _, p in batch))
+        assert len(own._end_of) <= 10 + 7 + (100 - len(shipped))  # compacted as it goes
+    assert shipped == [pid for b in blocks for pid in b.ids] and own.rows == 0
