@@ -9,7 +9,8 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.calibration import streaming
-from service.db.stats import Scope, WindowRows, WindowsRows, read_windows
+from service.db.series_stats import WindowsRows, read_windows
+from service.db.stats import Scope, WindowRows
 
 FINE = streaming.FINE_BINS
 

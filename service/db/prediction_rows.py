@@ -1,0 +1,98 @@
+"""Inserting shipped blocks into the database: the fast bulk path (COPY on PostgreSQL, executemany on
+SQLite), the idempotent fallback for a block shipped twice, and telling an outage from a refusal."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from service.db.decision_stats import SERVED_COLUMNS
+from service.db.spool import PredictionBlock
+from service.db.stats import add_prediction_counts
+from service.db.tables import Prediction
+
+COLUMNS = ("id", "model", "version", "calibrator_version", "created_at", "logits", "probabilities", "confidence",
+           "class_index", "tags")
+
+
+def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[Any, ...]]:
+    # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
+    created: Any = (block.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+                    if sqlite_text_dates else block.created_at)
+    tags = json.dumps(block.tags) if block.tags is not None else None
+    return [(pid, block.model, block.version, block.calibrator_version, created, block.logits[i].tobytes(),
+             block.probabilities[i].tobytes(), float(block.confidence[i]), int(block.class_index[i]), tags)
+            for i, pid in enumerate(block.ids)]
+
+
+def _fast_insert(conn: Connection, rows: list[tuple[Any, ...]], table: str = "predictions",
+                 columns: tuple[str, ...] = COLUMNS) -> None:
+    if not rows:
+        return
+    dbapi: Any = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        placeholders = ", ".join("?" * len(columns))
+        dbapi.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+    else:  # COPY: the fastest bulk path into PostgreSQL (psycopg 3)
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _served_rows(blocks: list[PredictionBlock], only: set[str] | None = None) -> list[tuple[Any, ...]]:
+    """``prediction_decisions`` rows of the blocks that asked for sets / decisions (of the ``only`` ids)."""
+    return [row for b in blocks if b.served is not None for row in b.served.tuples(b.ids)
+            if only is None or row[0] in only]
+
+
+def _idempotent_insert(conn: Connection, blocks: list[PredictionBlock]) -> set[str]:
+    """INSERT … ON CONFLICT (id) DO NOTHING RETURNING id through the table's column types: the new ids."""
+    table = cast(Table, Prediction.__table__)
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = module.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    naive = conn.dialect.name == "sqlite"  # stored as naive UTC text, like the fast path
+    params = [{"id": pid, "model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
+               "created_at": b.created_at.astimezone(UTC).replace(tzinfo=None) if naive else b.created_at,
+               "logits": b.logits[i].tobytes(), "probabilities": b.probabilities[i].tobytes(),
+               "confidence": float(b.confidence[i]), "class_index": int(b.class_index[i]), "tags": b.tags}
+              for b in blocks for i, pid in enumerate(b.ids)]
+    return set(conn.execute(stmt, params).scalars().all())
+
+
+def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds: int) -> int:
+    """Insert the blocks' rows and their per-bucket prediction counts in one transaction; returns the rows
+    that were new. A re-shipped block (its rows already stored) falls back to the idempotent insert."""
+    try:
+        with engine.begin() as conn:
+            rows = [r for b in blocks for r in block_rows(b, conn.dialect.name == "sqlite")]
+            _fast_insert(conn, rows)
+            _fast_insert(conn, _served_rows(blocks), "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
+            _count(conn, blocks, None, bucket_seconds)
+            return len(rows)
+    except (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError):  # raw driver paths raise raw errors
+        with engine.begin() as conn:
+            new = _idempotent_insert(conn, blocks)
+            _fast_insert(conn, _served_rows(blocks, new), "prediction_decisions", SERVED_COLUMNS)  # new rows only
+            _count(conn, blocks, new, bucket_seconds)
+            return len(new)
+
+
+def _count(conn: Connection, blocks: list[PredictionBlock], only: set[str] | None, bucket_seconds: int) -> None:
+    add_prediction_counts(conn, [{"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
+                                  "created_at": b.created_at, "confidence": float(c)}
+                                 for b in blocks for pid, c in zip(b.ids, b.confidence, strict=True)
+                                 if only is None or pid in only], bucket_seconds)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure to retry (unreachable, restarting, locked) as opposed to a row the database refuses."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError)
