@@ -1,11 +1,13 @@
 """Engine construction: one place that knows the SQLite and PostgreSQL specifics.
 
-SQLite (WAL): writers begin with ``BEGIN IMMEDIATE``, read-only work (``read_session``) with a plain
-deferred ``BEGIN``, so readers never queue for the write lock behind the prediction writer.
+SQLite (WAL): writers queue on ``db/write_lock.py`` (FIFO, woken at once) and then begin with
+``BEGIN IMMEDIATE``; read-only work (``read_session``) takes a plain deferred ``BEGIN``, so readers never
+queue for the write lock behind the prediction writer.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,8 +18,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.write_lock import WriteLock, lock_path_for
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 30  # a writer waits this long for the write lock before "database is locked"
 READONLY = "readonly"  # execution option: this transaction only reads
+HOLDS_WRITE_LOCK = "calibserve_holds_write_lock"  # connection-record info key
 
 
 def normalise_url(url: str) -> str:
@@ -28,11 +33,14 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, connect_timeout: int = 5, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, connect_timeout: int = 5, busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS,
+                write_lock_timeout: float | None = None, **kwargs: Any) -> Engine:
+    """``busy_timeout`` / ``write_lock_timeout`` (SQLite only): how long a writer waits for SQLite's lock and
+    for our writer queue (default: the busy timeout) before "database is locked"."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         # timeout is pysqlite's busy timeout: writers wait for the lock instead of failing at once
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+        engine = create_engine(url, connect_args={"timeout": busy_timeout,
                                                   "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -45,20 +53,11 @@ def make_engine(url: str, *, connect_timeout: int = 5, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            if conn.get_execution_options().get(READONLY):
-                # a WAL reader works on a snapshot and takes no lock: nothing to wait for
-                conn.exec_driver_sql("BEGIN")
-                return
-            # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes
-            # fails at once with "database is locked" when another process wrote in between (the busy
-            # timeout does not apply to that lock upgrade).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        _sqlite_transactions(engine, WriteLock(lock_path_for(make_url(url).database),
+                                                 busy_timeout if write_lock_timeout is None else write_lock_timeout))
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
@@ -67,6 +66,63 @@ def make_engine(url: str, *, connect_timeout: int = 5, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)  # a connection that died in an outage is replaced, not used
     connect_args = {"connect_timeout": connect_timeout, **kwargs.pop("connect_args", {})}
     return create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def _sqlite_transactions(engine: Engine, lock: WriteLock) -> None:
+    """Readers: a deferred ``BEGIN``. Writers: ``lock``, then ``BEGIN IMMEDIATE``; the lock goes back once
+    the DBAPI commit or rollback has run (the pool's reset-on-return rollback included), so the next writer
+    never meets SQLITE_BUSY and never sleeps in SQLite's busy handler."""
+
+    def release(info: dict[Any, Any] | None) -> None:
+        if info is not None and info.pop(HOLDS_WRITE_LOCK, False):
+            lock.release()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READONLY):
+            # a WAL reader works on a snapshot and takes no lock: nothing to wait for
+            conn.exec_driver_sql("BEGIN")
+            return
+        info = conn.connection.record_info
+        try:
+            lock.acquire()
+        except sqlite3.OperationalError as exc:  # as if SQLite had said it: a retryable outage, not a bug
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        info[HOLDS_WRITE_LOCK] = True
+        try:
+            # IMMEDIATE takes SQLite's write lock up front: a deferred transaction that reads and then
+            # writes fails at once with "database is locked" when another process wrote in between (the
+            # busy timeout does not apply to that lock upgrade).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            release(info)
+            raise
+
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            release(dbapi_connection.record_info)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            release(dbapi_connection.record_info)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "invalidate")
+    def _invalidated(_dbapi_conn: Any, record: Any, _exc: Any) -> None:  # a broken connection frees it too
+        release(record.info)
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        release(record.info)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
