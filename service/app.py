@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -78,9 +77,6 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # CPython hands the GIL to a waiting thread only after the switch interval (5 ms): under predict load
-        # every database call of the shipper or a feedback commit paid up to that once more on its way back
-        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         services = build_services(settings, metrics)
         services.registry.load_all()
         services.writer.start()

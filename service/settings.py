@@ -51,9 +51,6 @@ class Settings(BaseSettings):
     request_metrics: bool = Field(default=True, description="Per-request Prometheus metrics on predict (off: only "
                                   "to measure their cost).")
     max_batch_rows: int = Field(default=10_000, ge=1, description="Rows in one predict/infer request.")
-    gil_switch_interval_ms: float = Field(
-        default=1.0, gt=0, le=100, description="The serving process's sys.setswitchinterval: how soon a thread "
-        "back from the database (shipper, feedback, queries) gets the interpreter from a busy event loop.")
 
     # prediction log: a durable local spool (one SQLite file per process under spool_dir/<database>) shipped
     # to the database by a background thread; past spool_max_bytes predict answers 503 + Retry-After
