@@ -99,9 +99,10 @@ def _read_status(sock: socket.socket) -> int:
     return int(data.split()[1])
 
 
-def _closed_after(sock: socket.socket, limit: float) -> float | None:
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the server closed ``sock`` (EOF or reset), or None if it stayed open ``seconds``."""
     started = time.monotonic()
-    sock.settimeout(limit)
+    sock.settimeout(seconds)
     try:
         while sock.recv(65536):
             pass
@@ -120,7 +121,7 @@ def _raw(port: int, payload: bytes) -> int:
 
 def _silent(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        waited = _closed_after(sock, HEAD_TIMEOUT + 5)
+        waited = closed_within(sock, HEAD_TIMEOUT + 5)
     return 0 if waited is not None and waited < HEAD_TIMEOUT + 1.5 else -1  # 0 = closed in time
 
 

@@ -56,17 +56,3 @@ def request(sock: socket.socket, method: str, path: str, body: bytes = b"") -> t
     sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                  + body)
     return read_response(sock)
-
-
-def closed_within(sock: socket.socket, seconds: float) -> float | None:
-    """Seconds until the server closed ``sock`` (EOF or reset), or None if it stayed open ``seconds``."""
-    started = time.monotonic()
-    sock.settimeout(seconds)
-    try:
-        while sock.recv(65536):
-            pass
-    except TimeoutError:
-        return None
-    except ConnectionResetError:
-        pass
-    return time.monotonic() - started

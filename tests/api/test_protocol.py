@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.hostile import closed_within
 from service.api.protocol import BoundedHttpToolsProtocol
 from service.app import create_app
 from service.settings import Settings
-from tests.api.live import closed_within, live_server, read_response, request
+from tests.api.live import live_server, read_response, request
 from tests.conftest import migrated_database
 
 HEAD_TIMEOUT = 0.5
