@@ -214,13 +214,18 @@ def ece_ci_from_bins(
         return point, point, point
     if not 0.0 < alpha < 1.0:
         raise CalibrationInputError(f"alpha must lie in (0, 1); got {alpha}")
-    full = stats.count > 0
-    acc = np.where(full, stats.correct_sum / np.where(full, stats.count, 1.0), 0.0).clip(0.0, 1.0)
-    conf = np.where(full, stats.confidence_sum / np.where(full, stats.count, 1.0), 0.0)
+    # only non-empty micro-bins take part: a category of probability 0 draws 0 every time, and dropping
+    # them makes the (n_boot, bins) draws several times smaller (served confidences fill few of the 300)
+    full = np.flatnonzero(stats.count > 0)
+    n = stats.count[full]
+    acc = (stats.correct_sum[full] / n).clip(0.0, 1.0)
+    conf = stats.confidence_sum[full] / n
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(total, stats.count / stats.count.sum(), size=n_boot)  # (n_boot, 300)
+    counts = rng.multinomial(total, n / n.sum(), size=n_boot)  # (n_boot, non-empty micro-bins)
     correct = rng.binomial(counts, acc)
-    diff = (correct - counts * conf).reshape(n_boot, n_bins, factor).sum(axis=2)
+    coarse = np.zeros((full.size, n_bins))
+    coarse[np.arange(full.size), full // factor] = 1.0  # micro-bin → its coarse bin
+    diff = (correct - counts * conf) @ coarse
     replicates = np.abs(diff).sum(axis=1) / total
     lo, hi = np.quantile(replicates, [alpha / 2.0, 1.0 - alpha / 2.0])
     return point, float(lo), float(hi)
