@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.write_lock import WriteLock, lock_path_for
+from service.db.write_lock import WriteLock, lock_path_for, shared_lock
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30  # a writer waits this long for the write lock before "database is locked"
 READONLY = "readonly"  # execution option: this transaction only reads
@@ -56,8 +56,8 @@ def make_engine(url: str, *, connect_timeout: int = 5, busy_timeout: float = SQL
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.close()
 
-        _sqlite_transactions(engine, WriteLock(lock_path_for(make_url(url).database),
-                                                 busy_timeout if write_lock_timeout is None else write_lock_timeout))
+        _sqlite_transactions(engine, shared_lock(lock_path_for(make_url(url).database)),
+                             busy_timeout if write_lock_timeout is None else write_lock_timeout)
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
@@ -68,7 +68,7 @@ def make_engine(url: str, *, connect_timeout: int = 5, busy_timeout: float = SQL
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
-def _sqlite_transactions(engine: Engine, lock: WriteLock) -> None:
+def _sqlite_transactions(engine: Engine, lock: WriteLock, timeout: float) -> None:
     """Readers: a deferred ``BEGIN``. Writers: ``lock``, then ``BEGIN IMMEDIATE``; the lock goes back once
     the DBAPI commit or rollback has run (the pool's reset-on-return rollback included), so the next writer
     never meets SQLITE_BUSY and never sleeps in SQLite's busy handler."""
@@ -85,7 +85,7 @@ def _sqlite_transactions(engine: Engine, lock: WriteLock) -> None:
             return
         info = conn.connection.record_info
         try:
-            lock.acquire()
+            lock.acquire(timeout)
         except sqlite3.OperationalError as exc:  # as if SQLite had said it: a retryable outage, not a bug
             raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         info[HOLDS_WRITE_LOCK] = True

@@ -25,16 +25,15 @@ CROSS_PROCESS_POLL_SECONDS = 0.0005  # flock has no timeout: poll LOCK_NB while 
 
 
 class WriteLock:
-    def __init__(self, lock_path: Path | None, timeout: float) -> None:
-        self.timeout = timeout
+    def __init__(self, lock_path: Path | None) -> None:
         self._mutex = threading.Lock()
         self._held = False
         self._waiters: deque[threading.Event] = deque()
         self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644) if lock_path is not None else None
 
-    def acquire(self) -> None:
-        """Wait our turn (FIFO), then the file lock; ``sqlite3.OperationalError`` after ``timeout``."""
-        deadline = time.monotonic() + self.timeout
+    def acquire(self, timeout: float) -> None:
+        """Wait our turn (FIFO), then the file lock; ``sqlite3.OperationalError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
         with self._mutex:
             turn: threading.Event | None = None
             if self._held or self._waiters:
@@ -42,7 +41,7 @@ class WriteLock:
                 self._waiters.append(turn)
             else:
                 self._held = True
-        if turn is not None and not turn.wait(self.timeout):
+        if turn is not None and not turn.wait(timeout):
             with self._mutex:
                 if turn in self._waiters:  # still queued: give up our place
                     self._waiters.remove(turn)
@@ -84,6 +83,22 @@ class WriteLock:
                 self._waiters.popleft().set()  # _held stays True: the next writer owns it now
             else:
                 self._held = False
+
+
+_LOCKS: dict[tuple[int, Path | None], WriteLock] = {}
+_LOCKS_MUTEX = threading.Lock()
+
+
+def shared_lock(lock_path: Path | None) -> WriteLock:
+    """One lock (and one open file) per database file and process, whatever the number of engines on it:
+    engines of one process queue on each other in order too, and tests that build thousands of engines do
+    not run out of file descriptors. Keyed by pid: a forked child must not share its parent's flock."""
+    key = (os.getpid(), lock_path.resolve() if lock_path is not None else None)
+    with _LOCKS_MUTEX:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = WriteLock(lock_path)
+        return lock
 
 
 def lock_path_for(database: str | None) -> Path | None:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from service.db.engine import database_unreachable, make_engine, make_sessionmaker
-from service.db.write_lock import WriteLock, lock_path_for
+from service.db.write_lock import WriteLock, lock_path_for, shared_lock
 from tests.conftest import migrated_database
 
 INSERT = "INSERT INTO aliases (model, alias, version, updated_at) VALUES (:m, 'a', 1, CURRENT_TIMESTAMP)"
@@ -27,14 +27,14 @@ def sqlite_file(tmp_path: Path) -> str:
 
 
 def test_waiters_get_the_lock_in_arrival_order(tmp_path: Path) -> None:
-    lock = WriteLock(tmp_path / "db-writer.lock", timeout=10)
-    lock.acquire()
+    lock = WriteLock(tmp_path / "db-writer.lock")
+    lock.acquire(10)
     order: list[int] = []
     queued = [threading.Event() for _ in range(5)]
 
     def writer(i: int) -> None:
         queued[i].set()
-        lock.acquire()
+        lock.acquire(10)
         order.append(i)
         lock.release()
 
@@ -54,16 +54,16 @@ def test_waiters_get_the_lock_in_arrival_order(tmp_path: Path) -> None:
 
 
 def test_a_waiter_that_times_out_gives_up_its_place(tmp_path: Path) -> None:
-    lock = WriteLock(None, timeout=0.05)
-    lock.acquire()
+    lock = WriteLock(None)
+    lock.acquire(1)
     errors: list[BaseException] = []
-    t = threading.Thread(target=lambda: _record(errors, lock.acquire))
+    t = threading.Thread(target=lambda: _record(errors, lambda: lock.acquire(0.05)))
     t.start()
     t.join(5)
     assert len(errors) == 1 and "database is locked" in str(errors[0])
     assert not lock._waiters  # noqa: SLF001
     lock.release()
-    lock.acquire()  # free again, at once
+    lock.acquire(0.05)  # free again, at once
     lock.release()
 
 
@@ -159,6 +159,11 @@ def test_another_process_holding_the_lock_file_holds_writers_back(sqlite_file: s
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_engines_of_one_process_share_one_lock_per_file(tmp_path: Path) -> None:
+    a, b = shared_lock(tmp_path / "x.db-writer.lock"), shared_lock(tmp_path / "x.db-writer.lock")
+    assert a is b and shared_lock(tmp_path / "y.db-writer.lock") is not a
 
 
 def test_in_memory_databases_need_no_lock_file() -> None:
