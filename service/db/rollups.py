@@ -25,6 +25,8 @@ from service.db.tables import (
     CalibrationBinRollup,
     CalibrationClassBin,
     CalibrationClassBinRollup,
+    CalibrationSliceBin,
+    CalibrationSliceBinRollup,
     CalibrationTotals,
     CalibrationTotalsRollup,
     PredictionConfidenceBin,
@@ -40,7 +42,7 @@ ROLLUP_SPANS = (HOUR, DAY)
 ROLLUPS: dict[Any, Any] = {
     CalibrationBin: CalibrationBinRollup, CalibrationClassBin: CalibrationClassBinRollup,
     CalibrationTotals: CalibrationTotalsRollup, PredictionCount: PredictionCountRollup,
-    PredictionConfidenceBin: PredictionConfidenceBinRollup,
+    PredictionConfidenceBin: PredictionConfidenceBinRollup, CalibrationSliceBin: CalibrationSliceBinRollup,
 }
 # 2^-b grid of each non-integer sum ; counts, Σcorrect and Σlabel are integers already
 QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24}
