@@ -1,5 +1,5 @@
 """Slices in the database: the admitted tag values per (model, key), per-slice fine-bin statistics (with
-hour/day roll-ups, ``service.db.rollups``) and the request tags of labelled predictions.
+hour/day roll-ups, ``service.db.rollups``); the rows' tags are read through ``service.db.tags``.
 
 The bound. ``slice_values`` has slots 0…N-1 per (model, key), a primary key on the slot and a unique
 constraint on the value. Admitting is ``INSERT … ON CONFLICT DO NOTHING`` into the free slots, then a fresh
@@ -15,17 +15,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import String, Table, any_, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.db.rollups import KEY, RANGES, ROLLUPS, range_where, rollup_ranges
 from service.db.stats import Scope, add_sums, range_params, serial_plan
-from service.db.tables import CalibrationSliceBin, Prediction, SliceValue
+from service.db.tables import CalibrationSliceBin, SliceValue
 
 SLICE_KEYS = (*KEY, "slice_key", "slice_value", "bin")
 SLICE_SUMS = ("count", "confidence_sum", "correct_sum")
-LOOKUP_CHUNK = 1000
 
 
 def admitted_values(*, session: Session, model: str, slice_key: str) -> dict[str, int]:
@@ -53,20 +52,6 @@ def admit_values(*, session: Session, model: str, slice_key: str, values: set[st
                                 "admitted_at": now} for slot, value in zip(free, wanted, strict=False)])
         taken = admitted_values(session=session, model=model, slice_key=slice_key)
     return taken
-
-
-def prediction_tags(*, session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The request tags of the predictions among ``ids`` that have tags."""
-    out: dict[str, dict[str, Any]] = {}
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start:start + LOOKUP_CHUNK]
-        match = (Prediction.id == any_(bindparam("ids", chunk, type_=postgresql.ARRAY(String))) if postgres
-                 else Prediction.id.in_(chunk))
-        for pid, tags in session.execute(select(Prediction.id, Prediction.tags).where(match)):
-            if isinstance(tags, dict):
-                out[pid] = tags
-    return out
 
 
 def add_slice_stats(session: Session, rows: list[dict[str, Any]]) -> None:

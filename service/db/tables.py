@@ -60,7 +60,8 @@ class Prediction(Base):
     probabilities: Mapped[bytes] = mapped_column(LargeBinary)
     confidence: Mapped[float] = mapped_column(Float)
     class_index: Mapped[int] = mapped_column(Integer)
-    tags: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the request's tags, stored once in ``prediction_tags`` (migration 0006; before, a copy in every row)
+    tags_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (Index("ix_predictions_model_version_created", "model", "version", "created_at"),)
 
@@ -381,3 +382,13 @@ class CalibrationSliceBinRollup(Base):
     count: Mapped[float] = mapped_column(Float)
     confidence_sum: Mapped[float] = mapped_column(Float)
     correct_sum: Mapped[float] = mapped_column(Float)
+
+
+class PredictionTags(Base):
+    """Request tags, stored once (migration 0006) however many rows and requests carry them: keyed by the
+    first 128 bits of the SHA-256 of their canonical JSON (sorted keys), which ``predictions.tags_id`` holds.
+    Identical tags on a million requests are one row; a re-shipped block inserts nothing twice."""
+
+    __tablename__ = "prediction_tags"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON)

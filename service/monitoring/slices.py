@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 
 from service.calibration import streaming
 from service.db.predictions import StoredPrediction
-from service.db.slices import add_slice_stats, admit_values, prediction_tags
+from service.db.slices import add_slice_stats, admit_values
 from service.db.stats import bucket_start
+from service.db.tags import prediction_tags
 from service.monitoring.slice_metrics import SliceMetrics
 
 OTHER = "other"

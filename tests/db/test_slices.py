@@ -18,6 +18,7 @@ from service.db.predictions import StoredPrediction
 from service.db.slices import admit_values, admitted_values, read_slice_window
 from service.db.stats import Scope, bucket_start
 from service.db.tables import CalibrationSliceBin, CalibrationSliceBinRollup, Prediction, SliceValue
+from service.db.tags import insert_tags, tags_id
 from service.monitoring.slice_metrics import SliceMetrics
 from service.monitoring.slices import OTHER, SliceRecorder
 from tests.monitoring.stored import synthetic_probs
@@ -83,7 +84,8 @@ def _tagged_rows(engine: object, n: int, rng: np.random.Generator) -> tuple[list
             {"id": r.id, "model": "digits", "version": 1, "calibrator_version": 1, "created_at": r.created_at,
              "logits": r.logits.tobytes(), "probabilities": r.probabilities.tobytes(),
              "confidence": float(r.probabilities.max()), "class_index": int(r.probabilities.argmax()),
-             "tags": tags[i]} for i, r in enumerate(rows)])
+             "tags_id": tags_id(tags[i])} for i, r in enumerate(rows)])
+        insert_tags(conn, tags)
     return rows, labels.tolist(), tags
 
 
