@@ -79,7 +79,7 @@ class SliceRecorder:
             r = rows[i]
             bucket = bucket_start(r.created_at, self.bucket_seconds)
             for key, value in values.items():
-                kept = value if value in admitted[(r.model, key)] else OTHER
+                kept = value if value in admitted.get((r.model, key), {}) else OTHER
                 groups[(r.model, r.version, r.calibrator_version, bucket, key, kept)].append(i)
         stats = {g: streaming.BinStats.from_predictions(np.stack([rows[i].probabilities for i in idx])
                                                         .astype(np.float64), np.asarray([labels[i] for i in idx]))

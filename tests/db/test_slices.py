@@ -64,17 +64,20 @@ def test_admission_holds_the_bound_under_concurrent_writers(database_url: str) -
     engine.dispose()
 
 
-def _tagged_rows(engine: object, n: int, rng: np.random.Generator) -> tuple[list[StoredPrediction], list[int],
-                                                                          list[dict[str, object]]]:
+def _tagged_rows(engine: object, n: int, rng: np.random.Generator, country: list[str] | None = None
+                 ) -> tuple[list[StoredPrediction], list[int], list[dict[str, object]]]:
     probs, labels = synthetic_probs(n, seed=11)
     countries = ["fr", "de", "it", "es", "pl", "nl"]
     tags: list[dict[str, object]] = []
     for i in range(n):
-        t: dict[str, object] = {"country": countries[int(rng.integers(len(countries)))], "age": int(i % 3)}
+        t: dict[str, object] = {"country": countries[int(rng.integers(len(countries)))] if country is None
+                                else country[i], "age": int(i % 3)}
         if i % 7 == 0:
             del t["country"]  # no slice of that key
         if i % 11 == 0:
             t["country"] = {"nested": 1}  # ignored, like a missing key
+        if i % 13 == 0:
+            t["country"] = ""  # never admitted: "other"
         tags.append(t)
     times = [T0 + timedelta(seconds=float(s)) for s in rng.uniform(0, 3 * 86400, n)]
     rows = [StoredPrediction(str(uuid_utils.uuid7()), "digits", 1, 1, times[i], probs[i], np.log(probs[i]))
@@ -138,4 +141,19 @@ def test_recorded_slices_equal_the_rows_of_each_slice(database_url: str) -> None
     values = {s.labels["slice_value"] for fam in metrics.bin_count.collect() for s in fam.samples
               if s.labels["slice_key"] == "country"}
     assert values == {*admitted, OTHER}
+    engine.dispose()
+
+
+def test_a_batch_of_only_other_values_counts_them_under_other(database_url: str) -> None:
+    engine = create_engine(database_url)
+    rows, labels, _ = _tagged_rows(engine, 3, np.random.default_rng(0), country=["other", "", "x" * 200])
+    recorder = SliceRecorder(keys=["country"], max_values=4, bucket_seconds=60, counter_bins=15,
+                             metrics=SliceMetrics(CollectorRegistry()))
+    with Session(engine) as session:
+        recorder.record(session, rows, labels)
+        session.commit()
+        got = read_slice_window(session, scope=Scope("digits", 1, 1), slice_key="country", slice_value=None,
+                                start=T0, end=T0 + timedelta(days=4))
+        assert admitted_values(session=session, model="digits", slice_key="country") == {}
+    assert set(got.bins) == {OTHER} and sum(n for _, n, _, _ in got.bins[OTHER]) == 3
     engine.dispose()
