@@ -71,14 +71,19 @@ def rolled_up(rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str
               ) -> list[dict[str, Any]]:
     """The rows summed per (span-wide bucket holding their bucket's start, other keys): exact on the 2^-b grid."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    starts: dict[datetime, datetime] = {}  # a batch spans few buckets: floor each once
+    names = (*ROLLUP_KEY, *keys[len(KEY):])
     for r in rows:
-        row = {**r, "span": span, "bucket": bucket_start(r["bucket"], span)}
-        key = tuple(row[k] for k in (*ROLLUP_KEY, *keys[len(KEY):]))
-        if key in out:
+        start = starts.get(r["bucket"])
+        if start is None:
+            start = starts[r["bucket"]] = bucket_start(r["bucket"], span)
+        key = tuple(start if k == "bucket" else span if k == "span" else r[k] for k in names)
+        summed = out.get(key)
+        if summed is not None:
             for s in sums:
-                out[key][s] += row[s]
+                summed[s] += r[s]
         else:
-            out[key] = row
+            out[key] = {**r, "span": span, "bucket": start}
     return list(out.values())
 
 
