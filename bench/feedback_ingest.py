@@ -78,7 +78,7 @@ def seed_predictions(url: str, n: int, probs: np.ndarray) -> list[str]:
                 {"id": ids[i], "model": "digits", "version": 1, "calibrator_version": 1,
                  "created_at": now - timedelta(seconds=3599 * i / n), "logits": blobs[i % len(blobs)],
                  "probabilities": blobs[i % len(blobs)], "confidence": float(probs[i % len(probs)].max()),
-                 "class_index": int(probs[i % len(probs)].argmax()), "tags": None}
+                 "class_index": int(probs[i % len(probs)].argmax()), "tags_id": None}
                 for i in range(start, min(n, start + 10_000))])
     engine.dispose()
     return ids

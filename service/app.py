@@ -27,6 +27,7 @@ from service.handlers.oip import V2Codec
 from service.handlers.predictor import Predictor
 from service.handlers.services import Services
 from service.monitoring.metrics import ServiceMetrics
+from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
 from service.settings import Settings
 
@@ -51,7 +52,10 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
                             request_metrics=settings.request_metrics),
         feedback=FeedbackIngest(sessions=sessions, registry=registry, writer=writer, metrics=metrics,
                                 max_items=settings.max_feedback_items, bucket_seconds=settings.bucket_seconds,
-                                counter_bins=settings.ece_bins),
+                                counter_bins=settings.ece_bins,
+                                slices=SliceRecorder(keys=settings.slice_keys, max_values=settings.slice_max_values,
+                                                     bucket_seconds=settings.bucket_seconds,
+                                                     counter_bins=settings.ece_bins, metrics=metrics.slices)),
         lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry),
         v2_codec=V2Codec(settings.max_body_bytes),
     )

@@ -6,10 +6,13 @@ Never instantiated at import time: ``create_app(Settings())`` and the CLI build 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SLICE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)  # a String(64) column and a metric label value
 
 
 class Settings(BaseSettings):
@@ -78,8 +81,25 @@ class Settings(BaseSettings):
     label_shift_rows: int = Field(default=2000, ge=100, le=20_000)
     label_shift_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
 
+    # slices (monitoring.slices): calibration per value of these request-tag keys; the first
+    # slice_max_values distinct values per (model, key) get their own slice, the rest share "other"
+    slice_keys: list[str] = Field(
+        default_factory=list, max_length=16,
+        description='Tag keys to slice calibration by (JSON list, e.g. ["country", "device"]).')
+    slice_max_values: int = Field(default=20, ge=1, le=1000, description="Own slices per (model, key).")
+
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0
+
+    @field_validator("slice_keys")
+    @classmethod
+    def _check_slice_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if not SLICE_KEY.fullmatch(key):
+                raise ValueError(f"slice key {key!r} must be 1-64 characters of letters, digits, '.', '_' or '-'")
+        if len(set(keys)) != len(keys):
+            raise ValueError("slice keys must be distinct")
+        return keys
 
     def spool_directory(self) -> Path:
         """``spool_dir`` per database: a spool is only ever shipped to the database it was written for."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -23,10 +25,15 @@ async def calibration(
     end: str | None = None, calibrator: str | None = None, bins: str | None = None, step: str | None = None,
     rule: str | None = None, reference: str | None = None, reference_windows: str | None = None,
     view: str | None = None,
+    slice: Annotated[str | None, Query(description="key:value — add the metrics of one slice (a configured "
+                                       "tag key, an admitted value or 'other')")] = None,
+    by: Annotated[str | None, Query(description="a configured slice key — add the metrics of each of its "
+                                    "slices side by side")] = None,
 ) -> Response:
     """Window calibration metrics (ECE+CI, MCE, AdaECE≈, classwise, Brier, NLL, coverage, drift verdicts);
-    ``view=classwise`` adds one reliability diagram per class."""
-    params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows, view)
+    ``view=classwise`` adds one reliability diagram per class; ``slice``/``by`` add per-slice metrics."""
+    params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows, view,
+                               slice, by)
     return JSONBytes(await run_in_threadpool(calibration_report, services, model, version, params))
 
 

@@ -130,6 +130,31 @@ class DriftVerdict(BaseModel):
     rule: str | None = None
 
 
+class SliceStats(BaseModel):
+    """One slice's window metrics; null while it has no labels."""
+
+    model_config = ConfigDict(extra="allow")
+
+    slice_key: str
+    slice_value: str
+    labelled: int
+    ece: float | None = None
+    ece_ci: list[float] | None = None
+    mce: float | None = None
+    accuracy: float | None = None
+    mean_confidence: float | None = None
+    confidence_accuracy_gap: float | None = None
+    reliability: list[ReliabilityBin]
+
+
+class Slices(BaseModel):
+    """``slice=key:value``: that slice; ``by=key``: every admitted value of the key, then ``other``."""
+
+    slice_key: str
+    mode: str
+    values: list[SliceStats]
+
+
 class CalibrationWindow(BaseModel):
     """Window metrics; every metric is null while the window has no labels."""
 
@@ -157,6 +182,7 @@ class CalibrationWindow(BaseModel):
     drift: DriftVerdict
     reference: dict[str, Any]
     series: list[dict[str, Any]] | None = None
+    slices: Slices | None = None
 
 
 # ---- admin --------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ SQLite), the idempotent fallback for a block shipped twice, and telling an outag
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC
 from typing import Any, cast
@@ -17,16 +16,17 @@ from service.db.decision_stats import SERVED_COLUMNS
 from service.db.spool import PredictionBlock
 from service.db.stats import add_prediction_counts
 from service.db.tables import Prediction
+from service.db.tags import insert_tags, tags_id
 
 COLUMNS = ("id", "model", "version", "calibrator_version", "created_at", "logits", "probabilities", "confidence",
-           "class_index", "tags")
+           "class_index", "tags_id")
 
 
 def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[Any, ...]]:
     # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
     created: Any = (block.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
                     if sqlite_text_dates else block.created_at)
-    tags = json.dumps(block.tags) if block.tags is not None else None
+    tags = tags_id(block.tags)  # the tags themselves: once, in prediction_tags (insert_tags)
     return [(pid, block.model, block.version, block.calibrator_version, created, block.logits[i].tobytes(),
              block.probabilities[i].tobytes(), float(block.confidence[i]), int(block.class_index[i]), tags)
             for i, pid in enumerate(block.ids)]
@@ -61,8 +61,8 @@ def _idempotent_insert(conn: Connection, blocks: list[PredictionBlock]) -> set[s
     params = [{"id": pid, "model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
                "created_at": b.created_at.astimezone(UTC).replace(tzinfo=None) if naive else b.created_at,
                "logits": b.logits[i].tobytes(), "probabilities": b.probabilities[i].tobytes(),
-               "confidence": float(b.confidence[i]), "class_index": int(b.class_index[i]), "tags": b.tags}
-              for b in blocks for i, pid in enumerate(b.ids)]
+               "confidence": float(b.confidence[i]), "class_index": int(b.class_index[i]), "tags_id": key}
+              for b in blocks for key in (tags_id(b.tags),) for i, pid in enumerate(b.ids)]
     return set(conn.execute(stmt, params).scalars().all())
 
 
@@ -72,12 +72,14 @@ def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds:
     try:
         with engine.begin() as conn:
             rows = [r for b in blocks for r in block_rows(b, conn.dialect.name == "sqlite")]
+            insert_tags(conn, (b.tags for b in blocks))
             _fast_insert(conn, rows)
             _fast_insert(conn, _served_rows(blocks), "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
             _count(conn, blocks, None, bucket_seconds)
             return len(rows)
     except (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError):  # raw driver paths raise raw errors
         with engine.begin() as conn:
+            insert_tags(conn, (b.tags for b in blocks))
             new = _idempotent_insert(conn, blocks)
             _fast_insert(conn, _served_rows(blocks, new), "prediction_decisions", SERVED_COLUMNS)  # new rows only
             _count(conn, blocks, new, bucket_seconds)

@@ -25,6 +25,8 @@ from service.db.tables import (
     CalibrationBinRollup,
     CalibrationClassBin,
     CalibrationClassBinRollup,
+    CalibrationSliceBin,
+    CalibrationSliceBinRollup,
     CalibrationTotals,
     CalibrationTotalsRollup,
     PredictionConfidenceBin,
@@ -40,7 +42,7 @@ ROLLUP_SPANS = (HOUR, DAY)
 ROLLUPS: dict[Any, Any] = {
     CalibrationBin: CalibrationBinRollup, CalibrationClassBin: CalibrationClassBinRollup,
     CalibrationTotals: CalibrationTotalsRollup, PredictionCount: PredictionCountRollup,
-    PredictionConfidenceBin: PredictionConfidenceBinRollup,
+    PredictionConfidenceBin: PredictionConfidenceBinRollup, CalibrationSliceBin: CalibrationSliceBinRollup,
 }
 # 2^-b grid of each non-integer sum ; counts, Σcorrect and Σlabel are integers already
 QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24}
@@ -69,14 +71,19 @@ def rolled_up(rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str
               ) -> list[dict[str, Any]]:
     """The rows summed per (span-wide bucket holding their bucket's start, other keys): exact on the 2^-b grid."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    starts: dict[datetime, datetime] = {}  # a batch spans few buckets: floor each once
+    names = (*ROLLUP_KEY, *keys[len(KEY):])
     for r in rows:
-        row = {**r, "span": span, "bucket": bucket_start(r["bucket"], span)}
-        key = tuple(row[k] for k in (*ROLLUP_KEY, *keys[len(KEY):]))
-        if key in out:
+        start = starts.get(r["bucket"])
+        if start is None:
+            start = starts[r["bucket"]] = bucket_start(r["bucket"], span)
+        key = tuple(start if k == "bucket" else span if k == "span" else r[k] for k in names)
+        summed = out.get(key)
+        if summed is not None:
             for s in sums:
-                out[key][s] += row[s]
+                summed[s] += r[s]
         else:
-            out[key] = row
+            out[key] = {**r, "span": span, "bucket": start}
     return list(out.values())
 
 

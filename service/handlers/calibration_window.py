@@ -14,6 +14,7 @@ from service.monitoring.decision_report import decisions_report
 from service.monitoring.reference import SOURCES, load_reference
 from service.monitoring.report import RULES, WindowQuery, window_report
 from service.monitoring.series import series_report
+from service.monitoring.slice_report import parse_slice, slice_report
 from service.monitoring.windows import parse_bins, parse_choice, parse_step, resolve_window, split_window
 from service.validation import is_number, parse_int
 
@@ -35,6 +36,8 @@ class CalibrationParams:
     reference: str | None = None
     reference_windows: int | str | None = None
     view: str | None = None
+    slice: str | None = None  # key:value
+    by: str | None = None  # key
 
 
 def resolve_version(services: Services, model: str, version: str) -> tuple[int, int]:
@@ -67,6 +70,7 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
                     s.drift_tolerance, parse_choice(p.rule or s.drift_rule, "rule", RULES),
                     parse_choice(p.reference, "reference", SOURCES), class_bins=s.ece_bins,
                     cs_alpha=s.drift_cs_alpha, classwise_view=parse_choice(p.view, "view", VIEWS) == "classwise")
+    sliced = parse_slice(p.slice, p.by, tuple(s.slice_keys))
     now = datetime.now(UTC)
     begin, stop = resolve_window(p.window, p.start, p.end, default=s.default_window, now=now)
     edges = split_window(begin, stop, parse_step(p.step, s.bucket_seconds)) if p.step else None
@@ -81,5 +85,7 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
             step_reference = load_reference(session, q.scope, length=edges[1] - edges[0], k=k, now=now,
                                              bucket_seconds=s.bucket_seconds)
             out["series"] = series_report(session, q, edges, step_reference)
+        if sliced is not None:
+            out["slices"] = slice_report(session, q, begin, stop, *sliced)
     out.update(model=model, version=v)
     return out

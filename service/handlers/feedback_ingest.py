@@ -35,6 +35,7 @@ from service.handlers.feedback_labels import label_index, valid_prediction_id
 from service.handlers.group_commit import GroupCommit
 from service.monitoring.decision_feedback import add_label_stats
 from service.monitoring.metrics import ServiceMetrics
+from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
 
 SMALL_REQUEST = 100  # items; smaller requests share a transaction with their concurrent peers
@@ -60,7 +61,8 @@ class Prepared:
 
 class FeedbackIngest:
     def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, writer: PredictionWriter,
-                 metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int) -> None:
+                 metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int,
+                 slices: SliceRecorder | None = None) -> None:
         self.sessions = sessions
         self.registry = registry
         self.writer = writer
@@ -68,6 +70,8 @@ class FeedbackIngest:
         self.max_items = max_items
         self.bucket_seconds = bucket_seconds
         self.counter_bins = counter_bins
+        self.slices = slices or SliceRecorder(keys=(), max_values=1, bucket_seconds=bucket_seconds,
+                                              counter_bins=counter_bins, metrics=metrics.slices)
         self._group: GroupCommit[Prepared, dict[str, int]] = GroupCommit(
             self._commit, max_group=64, name="feedback-commit")
 
@@ -163,6 +167,7 @@ class FeedbackIngest:
                                  self.counter_bins)
             add_bucket_stats(session, stats)
             served = add_label_stats(session, [rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds)
+            self.slices.record(session, [rows[p] for p in new], [merged[p] for p in new])
             session.commit()
         self._count_bins(stats)
         self.metrics.decisions.observe_feedback(*served)

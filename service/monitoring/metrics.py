@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as mp
 
 from service.monitoring.decision_metrics import DecisionMetrics
+from service.monitoring.slice_metrics import SliceMetrics
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -128,6 +129,7 @@ class ServiceMetrics:
             [*gauge_labels, "class_index"], registry=r, multiprocess_mode="mostrecent",
         )
         self.decisions = DecisionMetrics(r)  # conformal sets and decisions (their own module)
+        self.slices = SliceMetrics(r)  # per-slice bins, configured keys only (monitoring.slice_metrics)
         self.admin_auth_failures = Counter(
             "calibserve_admin_auth_failures_total", "Rejected admin requests.", ["reason"], registry=r
         )

@@ -30,6 +30,7 @@ def test_scrape_config_and_rules_pass_promtool_check() -> None:
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert "SUCCESS: 18 rules found" in rules.stdout  # calibration.rules.yml
     assert "SUCCESS: 11 rules found" in rules.stdout  # decisions.rules.yml
+    assert "SUCCESS: 5 rules found" in rules.stdout  # slices.rules.yml
 
 
 def test_rules_pass_their_promtool_unit_tests() -> None:
