@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     label_shift_rows: int = Field(default=2000, ge=100, le=20_000)
     label_shift_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
 
+    # shadow calibrators (handlers.shadow): how many per model version, and the promotion bound of
+    # ``if_better_in_shadow`` (NLL differences clipped to ±shadow_clip; P(ever promoting a not-better one) ≤ α)
+    max_shadows_per_version: int = Field(default=3, ge=0, le=20, description="Shadow calibrators per version.")
+    shadow_clip: float = Field(default=2.0, gt=0.0, le=100.0, description="Clip of the NLL differences (nats).")
+    shadow_alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Promotion error level over a shadow's life.")
+
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0
 

@@ -33,6 +33,7 @@ from service.db.writer import PredictionWriter
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.feedback_labels import label_index, valid_prediction_id
 from service.handlers.group_commit import GroupCommit
+from service.handlers.shadow_scoring import ShadowScoring
 from service.monitoring.decision_feedback import add_label_stats
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
@@ -60,7 +61,8 @@ class Prepared:
 
 class FeedbackIngest:
     def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, writer: PredictionWriter,
-                 metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int) -> None:
+                 metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int,
+                 shadows: ShadowScoring | None = None) -> None:
         self.sessions = sessions
         self.registry = registry
         self.writer = writer
@@ -68,6 +70,7 @@ class FeedbackIngest:
         self.max_items = max_items
         self.bucket_seconds = bucket_seconds
         self.counter_bins = counter_bins
+        self.shadows = shadows  # shadow calibrators scored on the same labels, in the same transaction
         self._group: GroupCommit[Prepared, dict[str, int]] = GroupCommit(
             self._commit, max_group=64, name="feedback-commit")
 
@@ -163,7 +166,11 @@ class FeedbackIngest:
                                  self.counter_bins)
             add_bucket_stats(session, stats)
             served = add_label_stats(session, [rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds)
+            policy = [] if self.shadows is None else self.shadows.score(session, [rows[p] for p in new],
+                                                                        [merged[p] for p in new])
             session.commit()
+        if policy and self.shadows:  # if_better_in_shadow, in its own transaction once the labels are stored
+            self.shadows.promote(policy)
         self._count_bins(stats)
         self.metrics.decisions.observe_feedback(*served)
         out: list[dict[str, int]] = []

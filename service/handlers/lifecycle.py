@@ -36,6 +36,7 @@ from service.errors import (
 )
 from service.handlers import decision_admin
 from service.handlers.refit_options import RefitOptions
+from service.handlers.shadow import end_on_activation
 from service.repository.registry import Registry
 from service.validation import check_alias
 
@@ -163,6 +164,8 @@ class CalibratorLifecycle:
             raise CalibratorNotFound(f"model '{model}' version {version} has no calibrator {calibrator_version}")
         calibrator_from_dict({"method": row.method, "params": row.params})  # refuse what cannot be served
         previous = calibrator_rows.activate_calibrator(session=session, row=row)
+        end_on_activation(session, model=model, version=version, calibrator_version=calibrator_version, actor=actor,
+                          action=action)
         before = previous.calibrator_version if previous else None
         audit.record(session=session, actor=actor, action=action, model=model, version=version,
                      detail={"calibrator_version": calibrator_version, "previous": before})
