@@ -195,7 +195,7 @@ class ShadowCalibrators:
             "ece": {"active": _finite(ece_a), "shadow": _finite(ece_s), "difference": _finite(diff),
                     "ci": [_finite(lo), _finite(hi)], "n_bins": n_bins, "buckets": int((coarse[:, 0, 0].sum(1) > 0)
                                                                                      .sum()),
-                    "ci_method": "percentile bootstrap over prediction-time buckets (both sides drawn together); "
+                    "ci_method": "basic bootstrap over prediction-time buckets (both sides drawn together); "
                                  "none below 10 labelled buckets"},
             "reliability": {"active": reliability_rows(ReliabilityBins.from_sums(edges, *np.asarray(total[0]))),
                             "shadow": reliability_rows(ReliabilityBins.from_sums(edges, *np.asarray(total[1])))},
