@@ -19,7 +19,7 @@ summed ``PairedSums``, ``should_promote`` with the service's clip 2 and α = 0.0
 the real Predictor + FeedbackIngest + ShadowScoring against SQLite (the shadow's policy activates it in the
 database) on the same label streams, for the first seeds of wrong_flat, to show both give the same count.
 
-    python -m bench shadow_promotion [--runs 20] [--null-runs 50] [--real 3] [--batch 50]
+    python -m bench shadow_promotion [--runs 20] [--null-runs 50] [--real 3] [--batch 50] [--no-cost]
 """
 
 from __future__ import annotations
@@ -95,17 +95,10 @@ def labels_to_promotion(logits: np.ndarray, idx: np.ndarray, y: np.ndarray, t_ac
     return float("inf")
 
 
-def real_labels_to_promotion(model_dir: Path, rows: np.ndarray, idx: np.ndarray, y: np.ndarray, t_active: float,
-                             t_shadow: float, batch: int) -> float:
-    """The same stream through the real services on a fresh SQLite database."""
-    import anyio
-    import orjson
-
+def fresh_services(model_dir: Path) -> Any:
+    """The services as the app builds them, on a fresh migrated SQLite database, writer running."""
     from service.app import build_services
-    from service.db import calibrators as calibrator_rows
     from service.db.migrate import upgrade
-    from service.handlers.shadow import ShadowOptions
-    from service.handlers.v1_codec import V1Codec
     from service.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="calibserve-shadow-"))
@@ -115,6 +108,71 @@ def real_labels_to_promotion(model_dir: Path, rows: np.ndarray, idx: np.ndarray,
                                        spool_dir=work / "spool", log_flush_seconds=0.01))
     services.registry.load_all()
     services.writer.start()
+    return services
+
+
+def serve(services: Any, instances: np.ndarray) -> list[str]:
+    """Prediction ids of one /v1 predict call through the real Predictor (written to the prediction log)."""
+    import anyio
+    import orjson
+
+    from service.handlers.v1_codec import V1Codec
+
+    async def read() -> bytes:
+        return orjson.dumps({"instances": instances.tolist()})
+
+    async def call() -> Any:
+        return await services.predictor.predict(V1Codec(), "digits", None, read, {})
+
+    return [p["prediction_id"] for p in orjson.loads(anyio.run(call).body)["predictions"]]
+
+
+def commit_cost(model_dir: Path, rows: np.ndarray, truth: np.ndarray, n_shadows: int, batch: int = 1000,
+                repeats: int = 11) -> float:
+    """Median ms of one ``submit_sync`` of ``batch`` new labels (SQLite) with ``n_shadows`` shadows."""
+    import time
+
+    from service.db import calibrators as calibrator_rows
+    from service.handlers.shadow import ShadowOptions
+
+    services = fresh_services(model_dir)
+    try:
+        with services.sessions() as session:
+            stored = [calibrator_rows.insert_calibrator(session=session, model="digits", version=1,
+                                                        method="temperature", params={"temperature": 1.0 + k},
+                                                        source="refit", created_by="bench") for k in range(n_shadows)]
+            session.commit()
+            cvs = [r.calibrator_version for r in stored]
+        for cv in cvs:
+            services.shadows.put(model="digits", version=1, calibrator_version=cv, options=ShadowOptions(),
+                                 actor="bench")
+        times = []
+        for r in range(repeats + 1):
+            idx, y = stream(truth, batch, 1000 + r)
+            ids = serve(services, rows[idx])
+            services.writer.flush()
+            t = time.perf_counter()
+            services.feedback.submit_sync(list(zip(ids, y.tolist(), strict=True)))
+            times.append(time.perf_counter() - t)
+        from sqlalchemy import func, select
+
+        from service.db.tables import ShadowPairStat
+        with services.sessions() as session:
+            scored = session.scalar(select(func.coalesce(func.sum(ShadowPairStat.count), 0.0)))
+        assert scored == (repeats + 1) * batch * n_shadows, (scored, n_shadows)  # every label, every shadow
+        return float(np.median(times[1:]) * 1000)  # the first batch warms caches
+    finally:
+        services.writer.stop()
+        services.engine.dispose()
+
+
+def real_labels_to_promotion(model_dir: Path, rows: np.ndarray, idx: np.ndarray, y: np.ndarray, t_active: float,
+                             t_shadow: float, batch: int) -> float:
+    """The same stream through the real services on a fresh SQLite database."""
+    from service.db import calibrators as calibrator_rows
+    from service.handlers.shadow import ShadowOptions
+
+    services = fresh_services(model_dir)
     try:
         with services.sessions() as session:
             stored = [calibrator_rows.insert_calibrator(session=session, model="digits", version=1,
@@ -128,16 +186,7 @@ def real_labels_to_promotion(model_dir: Path, rows: np.ndarray, idx: np.ndarray,
         services.shadows.put(model="digits", version=1, calibrator_version=cvs[1],
                              options=ShadowOptions(policy="if_better_in_shadow"), actor="bench")
         for start in range(0, len(y), batch):
-            instances = rows[idx[start:start + batch]]
-
-            async def read(x: np.ndarray = instances) -> bytes:
-                return orjson.dumps({"instances": x.tolist()})
-
-            async def call() -> Any:
-                return await services.predictor.predict(V1Codec(), "digits", None, read, {})
-
-            out = orjson.loads(anyio.run(call).body)
-            ids = [p["prediction_id"] for p in out["predictions"]]
+            ids = serve(services, rows[idx[start:start + batch]])
             services.feedback.submit_sync(list(zip(ids, y[start:start + batch].tolist(), strict=True)))
             with services.sessions() as session:
                 active = calibrator_rows.get_active(session=session, model="digits", version=1)
@@ -169,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=50, help="labels per feedback batch (one policy check each)")
     ap.add_argument("--real", type=int, default=3, help="wrong_flat seeds also driven through the real services")
     ap.add_argument("--clip", type=float, default=CLIP, help="clip B of the NLL differences (service: shadow_clip)")
+    ap.add_argument("--cost", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time a 1,000-label feedback commit with 0, 1 and 3 shadows")
     ap.add_argument("--model-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     model_dir, rows, logits, t0 = load(args.model_dir)
@@ -204,6 +255,15 @@ def main(argv: list[str] | None = None) -> None:
             real = real_labels_to_promotion(model_dir, rows, idx, y, ta, ts, args.batch)
             print(f"  seed {seed}: pure {fmt(pure)} labels, real {fmt(real)} labels "
                   f"({'same' if pure == real else 'DIFFERENT'})", flush=True)
+
+
+    if args.cost:
+        print("\nfeedback commit cost (SQLite, batches of 1,000 new labels, median of 11; predict path unchanged):")
+        base = commit_cost(model_dir, rows, truth, 0)
+        for k in (0, 1, 3):
+            ms = base if k == 0 else commit_cost(model_dir, rows, truth, k)
+            print(f"  {k} shadows: {ms:7.1f} ms per batch ({ms / 1000:6.3f} ms per label) "
+                  f"= {ms / base:4.2f}× no shadow", flush=True)
 
 
 if __name__ == "__main__":
