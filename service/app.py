@@ -56,7 +56,8 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
                                 counter_bins=settings.ece_bins, shadows=ShadowScoring(
                                     sessions=sessions, registry=registry, bucket_seconds=settings.bucket_seconds,
                                     clip=settings.shadow_clip, alpha=settings.shadow_alpha)),
-        lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry),
+        lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry,
+                                      max_shadows=settings.max_shadows_per_version),
         v2_codec=V2Codec(settings.max_body_bytes),
         shadows=ShadowCalibrators(sessions=sessions, registry=registry,
                                   max_per_version=settings.max_shadows_per_version, clip=settings.shadow_clip,

@@ -36,7 +36,7 @@ from service.errors import (
 )
 from service.handlers import decision_admin
 from service.handlers.refit_options import RefitOptions
-from service.handlers.shadow import end_on_activation
+from service.handlers.shadow import end_on_activation, start_shadow
 from service.repository.registry import Registry
 from service.validation import check_alias
 
@@ -63,9 +63,10 @@ def calibrator_public(r: Calibrator) -> dict[str, Any]:
 
 
 class CalibratorLifecycle:
-    def __init__(self, *, sessions: sessionmaker[Session], registry: Registry) -> None:
+    def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, max_shadows: int = 3) -> None:
         self.sessions = sessions
         self.registry = registry
+        self.max_shadows = max_shadows  # a re-fit with activate=if_better_in_shadow goes into shadow
 
     def refit(self, *, model: str, version: str | int, options: RefitOptions, actor: str) -> dict[str, Any]:
         if options.method not in CALIBRATORS:
@@ -122,6 +123,9 @@ class CalibratorLifecycle:
             )
             if activate:
                 calibrator_rows.activate_calibrator(session=session, row=row)
+            elif options.activate == "if_better_in_shadow":
+                start_shadow(session, model=model, version=loaded.version, calibrator_version=row.calibrator_version,
+                             policy="if_better_in_shadow", margin=0.0, actor=actor, limit=self.max_shadows)
             conformal_version = None if conformal is None else decision_admin.store_conformal(
                 session, model=model, version=loaded.version, calibrator_version=row.calibrator_version,
                 report=conformal, actor=actor, activate=True)  # active for ITS calibrator, served when that is
@@ -131,7 +135,7 @@ class CalibratorLifecycle:
                                  "conformal_version": conformal_version})
             session.commit()
             result.update(calibrator_version=row.calibrator_version, activated=activate, state=row.state,
-                          conformal_version=conformal_version)
+                          conformal_version=conformal_version, in_shadow=options.activate == "if_better_in_shadow")
         self.registry.sync_calibrators()
         return result
 

@@ -22,6 +22,7 @@ from service.calibration.shadow_compare import ece_difference, promotion_bound
 from service.db import audit, shadow_stats
 from service.db import calibrators as calibrator_rows
 from service.db.engine import read_session
+from service.db.tables import ShadowCalibrator
 from service.errors import CalibratorNotFound, InvalidInput, NotInShadow, ShadowLimitReached, ShadowOfActive
 from service.monitoring.report import reliability_rows
 from service.monitoring.windows import parse_bins, resolve_window
@@ -48,6 +49,21 @@ def parse_shadow_options(data: bytes) -> ShadowOptions:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InvalidInput(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
+
+
+def start_shadow(session: Session, *, model: str, version: int, calibrator_version: int, policy: str, margin: float,
+                 actor: str, limit: int) -> ShadowCalibrator:
+    """A new shadow in the caller's transaction (the admin route, or a re-fit with ``if_better_in_shadow``),
+    refused past ``limit`` shadows per version; audited."""
+    count = shadow_stats.count_shadows(session=session, model=model, version=version)
+    if count >= limit:
+        raise ShadowLimitReached(f"model '{model}' version {version} already has {count} shadow calibrators "
+                                 f"(the limit is {limit}); take one out first")
+    row = shadow_stats.insert_shadow(session=session, model=model, version=version,
+                                     calibrator_version=calibrator_version, policy=policy, margin=margin, actor=actor)
+    audit.record(session=session, actor=actor, action="shadow", model=model, version=version,
+                 detail={"calibrator_version": calibrator_version, "policy": policy, "margin": margin})
+    return row
 
 
 def end_on_activation(session: Session, *, model: str, version: int, calibrator_version: int, actor: str,
@@ -107,14 +123,9 @@ class ShadowCalibrators:
                 audit.record(session=session, actor=actor, action="update_shadow", model=model, version=v,
                              detail=detail)
             else:
-                count = shadow_stats.count_shadows(session=session, model=model, version=v)
-                if count >= self.max_per_version:
-                    raise ShadowLimitReached(f"model '{model}' version {v} already has {count} shadow calibrators "
-                                             f"(the limit is {self.max_per_version}); take one out first")
-                existing = shadow_stats.insert_shadow(session=session, model=model, version=v,
-                                                      calibrator_version=calibrator_version, policy=options.policy,
-                                                      margin=options.margin, actor=actor)
-                audit.record(session=session, actor=actor, action="shadow", model=model, version=v, detail=detail)
+                existing = start_shadow(session, model=model, version=v, calibrator_version=calibrator_version,
+                                        policy=options.policy, margin=options.margin, actor=actor,
+                                        limit=self.max_per_version)
             out = {"model": model, "version": v, **shadow_stats.shadow_public(existing)}
             session.commit()
         return out, created

@@ -167,3 +167,21 @@ def test_if_better_in_shadow_promotes_over_http(client, admin_headers) -> None: 
     assert predict(client, x[:1])["calibrator_version"] == 1
     entry = client.get("/v1/admin/audit", headers=admin_headers).json()["entries"][0]
     assert entry["action"] == "promote_shadow" and entry["actor"] == "policy:if_better_in_shadow"
+
+
+def test_a_refit_can_go_into_shadow_and_respects_the_limit(client, admin_headers, settings) -> None:  # type: ignore[no-untyped-def]
+    x, y = digits()
+    post_labels(client, ids_of(predict(client, x[:400])), [int(v) for v in y[:400]])
+    r = client.post(BASE, json={"activate": "if_better_in_shadow"}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["in_shadow"] and not body["activated"] and body["state"] == "candidate"
+    listed = client.get("/v1/models/digits/versions/1/shadows").json()["shadows"]
+    assert [(s["calibrator_version"], s["policy"]) for s in listed] == [(body["calibrator_version"],
+                                                                         "if_better_in_shadow")]
+    for t in (0.5, 0.9):
+        assert client.put(f"{BASE}/{_temperature(client, t)}/shadow", headers=admin_headers).status_code == 201
+    before = len(client.get("/v1/models/digits/versions/1/calibrators").json()["calibrators"])
+    r = client.post(BASE, json={"activate": "if_better_in_shadow"}, headers=admin_headers)
+    assert r.status_code == 409 and "limit is 3" in r.json()["error"]
+    assert len(client.get("/v1/models/digits/versions/1/calibrators").json()["calibrators"]) == before  # atomic
