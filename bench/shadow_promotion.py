@@ -14,10 +14,14 @@ batches of B; after each batch the policy is checked, as the service does at eve
                  a true null with non-zero per-row differences               → promotions (target 0)
   worse          active T0 (correct), shadow 1.5·T0                          → promotions (target 0)
 
+Each scenario runs with both confidence sequences the service offers (``CALIBSERVE_SHADOW_BOUND``): the
+empirical-Bernstein one (default) and Hoeffding's (``paired.improvement_lower_bound``).
+
 Two drivers: ``pure`` calls the functions the feedback path calls (``shadow_compare.score_pair`` per batch,
-summed ``PairedSums``, ``should_promote`` with the service's clip 2 and α = 0.05, margin 0); ``real`` drives
+summed ``Evidence``, ``should_promote`` with the service's clip 2 and α = 0.05, margin 0); ``real`` drives
 the real Predictor + FeedbackIngest + ShadowScoring against SQLite (the shadow's policy activates it in the
-database) on the same label streams, for the first seeds of wrong_flat, to show both give the same count.
+database; default bound) on the same label streams, for the first seeds of wrong_flat, to show both give the
+same count. Last, the cost of scoring: one 1,000-label feedback commit with 0, 1 and 3 shadows.
 
     python -m bench shadow_promotion [--runs 20] [--null-runs 50] [--real 3] [--batch 50] [--no-cost]
 """
@@ -32,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.drift_simulation import ensure_model
-from service.calibration.paired import PairedSums
-from service.calibration.shadow_compare import score_pair, should_promote
+from service.calibration.shadow_compare import BOUNDS, Evidence, score_pair, should_promote
 from service.calibration.temperature import TemperatureScaling
 
 CLIP, ALPHA, MARGIN = 2.0, 0.05, 0.0  # the Settings defaults (shadow_clip, shadow_alpha) and the body default
@@ -83,14 +86,14 @@ def stream(truth: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 def labels_to_promotion(logits: np.ndarray, idx: np.ndarray, y: np.ndarray, t_active: float, t_shadow: float,
-                        batch: int, clip: float = CLIP) -> float:
+                        batch: int, clip: float = CLIP, bound: str = "bernstein") -> float:
     """Labels until the policy promotes (checked after every batch), inf if never within the stream."""
     pa, ps = temperature(t_active).predict_proba(logits[idx]), temperature(t_shadow).predict_proba(logits[idx])
-    evidence = PairedSums()
+    evidence = Evidence()
     for start in range(0, len(y), batch):
         s = slice(start, start + batch)
-        evidence = evidence + score_pair(pa[s], ps[s], y[s], clip=clip).nll
-        if should_promote(evidence, clip=clip, alpha=ALPHA, margin=MARGIN):
+        evidence = evidence + score_pair(pa[s], ps[s], y[s], clip=clip).evidence
+        if should_promote(evidence, clip=clip, alpha=ALPHA, margin=MARGIN, bound=bound):
             return float(min(start + batch, len(y)))
     return float("inf")
 
@@ -238,18 +241,19 @@ def main(argv: list[str] | None = None) -> None:
           f"(E NLL {expected_nll(logits, truth, 0.8 * t0):.4f} vs {expected_nll(logits, truth, t_b):.4f}); "
           f"clip {args.clip}, α {ALPHA}, margin {MARGIN}; a check every {args.batch} labels, "
           f"horizon {args.horizon:,}\n")
-    head = (f"{'scenario':12s} {'active T':>8s} {'shadow T':>8s} {'E ΔNLL':>8s} {'runs':>5s} {'promoted':>8s} "
-            f"{'median labels':>13s} {'p90':>7s} {'max':>7s}")
+    head = (f"{'bound':9s} {'scenario':12s} {'active T':>8s} {'shadow T':>8s} {'E ΔNLL':>8s} {'runs':>5s} "
+            f"{'promoted':>8s} {'median labels':>13s} {'p90':>7s} {'max':>7s}")
     print(head)
     print("-" * len(head))
-    for name, (ta, ts, better) in scenarios.items():
-        n = args.runs if better else args.null_runs
-        delays = [labels_to_promotion(logits, *stream(truth, args.horizon, seed), ta, ts, args.batch, args.clip)
-                  for seed in range(n)]
-        s = summary(delays)
-        gain = expected_nll(logits, truth, ta) - expected_nll(logits, truth, ts)
-        print(f"{name:12s} {ta:8.4f} {ts:8.4f} {gain:+8.4f} {s['runs']:5d} {s['promoted']:8d} {fmt(s['median']):>13s} "
-              f"{fmt(s['p90']):>7s} {fmt(s['max']):>7s}", flush=True)
+    for bound in BOUNDS:
+        for name, (ta, ts, better) in scenarios.items():
+            n = args.runs if better else args.null_runs
+            delays = [labels_to_promotion(logits, *stream(truth, args.horizon, seed), ta, ts, args.batch, args.clip,
+                                          bound) for seed in range(n)]
+            s = summary(delays)
+            gain = expected_nll(logits, truth, ta) - expected_nll(logits, truth, ts)
+            print(f"{bound:9s} {name:12s} {ta:8.4f} {ts:8.4f} {gain:+8.4f} {s['runs']:5d} {s['promoted']:8d} "
+                  f"{fmt(s['median']):>13s} {fmt(s['p90']):>7s} {fmt(s['max']):>7s}", flush=True)
     if args.real and args.clip == CLIP:
         print(f"\nwrong_flat through the real Predictor + FeedbackIngest + ShadowScoring on SQLite "
               f"(same label streams), {args.real} seeds:")

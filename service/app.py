@@ -55,14 +55,15 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
                                 max_items=settings.max_feedback_items, bucket_seconds=settings.bucket_seconds,
                                 counter_bins=settings.ece_bins, shadows=ShadowScoring(
                                     sessions=sessions, registry=registry, bucket_seconds=settings.bucket_seconds,
-                                    clip=settings.shadow_clip, alpha=settings.shadow_alpha)),
+                                    clip=settings.shadow_clip, alpha=settings.shadow_alpha,
+                                    bound=settings.shadow_bound)),
         lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry,
                                       max_shadows=settings.max_shadows_per_version),
         v2_codec=V2Codec(settings.max_body_bytes),
         shadows=ShadowCalibrators(sessions=sessions, registry=registry,
                                   max_per_version=settings.max_shadows_per_version, clip=settings.shadow_clip,
                                   alpha=settings.shadow_alpha, default_window=settings.default_window,
-                                  ece_bins=settings.ece_bins),
+                                  ece_bins=settings.ece_bins, bound=settings.shadow_bound),
     )
 
 

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     max_shadows_per_version: int = Field(default=3, ge=0, le=20, description="Shadow calibrators per version.")
     shadow_clip: float = Field(default=2.0, gt=0.0, le=100.0, description="Clip of the NLL differences (nats).")
     shadow_alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Promotion error level over a shadow's life.")
+    shadow_bound: str = Field(default="bernstein", pattern="^(bernstein|hoeffding)$",
+                              description="Confidence sequence of if_better_in_shadow (bernstein | hoeffding).")
 
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0

@@ -13,6 +13,7 @@ class ShadowEvidence(BaseModel):
     n: float
     mean_nll_improvement: float | None
     lower_bound: float | None
+    bound: Literal["bernstein", "hoeffding"]
     alpha: float
     clip: float
     margin: float

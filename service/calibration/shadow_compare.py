@@ -14,7 +14,40 @@ from numpy.typing import ArrayLike
 from service.calibration.base import FloatArray
 from service.calibration.binned import ece_from_sums
 from service.calibration.paired import PairedSums, improvement_lower_bound, loss_differences
+from service.calibration.sequential import stitching_boundary
 from service.calibration.streaming import BinStats
+
+BOUNDS = ("bernstein", "hoeffding")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The promotion state of one (shadow, serving calibrator) pair: the NLL difference's ``PairedSums`` plus
+    Σ clip(d)², the variance process of the empirical-Bernstein bound. Additive."""
+
+    sums: PairedSums = PairedSums()
+    clipped_squares: float = 0.0
+
+    def __add__(self, other: Evidence) -> Evidence:
+        return Evidence(self.sums + other.sums, self.clipped_squares + other.clipped_squares)
+
+
+def bernstein_lower_bound(e: Evidence, *, clip: float, alpha: float, v_min: float = 1.0) -> float:
+    """Anytime-valid lower confidence bound on the mean clipped improvement, variance-adaptive.
+
+    X_i = clip(d_i, −B, B) ∈ [−B, B]. Howard, Ramdas, McAuliffe & Sekhon 2021, Thm. 4 (empirical Bernstein):
+    for any predictable centres X̂_{i−1} ∈ [−B, B], S_t = Σ (X_i − μ_i) is sub-exponential with variance process
+    V_t = Σ (X_i − X̂_{i−1})² and scale c = 2B. Here X̂ ≡ 0 (predictable, and independent of label order, so
+    the state stays additive across replicas): V_t = Σ clip(d_i)². Sub-exponential implies sub-gamma with the
+    same c (ψ_E ≤ ψ_G), so the stitched boundary u_α(V_t; c) of ``sequential.stitching_boundary`` gives
+    L_t = (Σ clip(d) − u_α(V_t)) / t, valid at every t at once. Unlike Hoeffding's V_t = t·B², V_t grows
+    with the squared differences actually seen, so small improvements are proven with far fewer labels
+    (bench/shadow_promotion.py). ``v_min`` is in units of B² (one label at the clip)."""
+    n = e.sums.n
+    if n == 0:
+        return float("-inf")
+    u = float(stitching_boundary(e.clipped_squares, alpha, v_min=v_min * clip * clip, c=2.0 * clip))
+    return (e.sums.clipped - u) / n
 
 
 @dataclass(frozen=True)
@@ -22,11 +55,16 @@ class PairScore:
     """What a set of labelled rows adds to one (active, shadow) pair."""
 
     nll: PairedSums  # of NLL_active − NLL_shadow
+    nll_clipped_squares: float  # Σ clip(d)², for the empirical-Bernstein bound
     brier: PairedSums  # of Brier_active − Brier_shadow
     nll_active: float  # Σ NLL of the active side (so each side's mean loss can be shown)
     brier_active: float
     active_bins: BinStats  # both sides' fine bins, on the same rows
     shadow_bins: BinStats
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(self.nll, self.nll_clipped_squares)
 
 
 def score_pair(probs_active: ArrayLike, probs_shadow: ArrayLike, labels: ArrayLike, *, clip: float) -> PairScore:
@@ -35,19 +73,25 @@ def score_pair(probs_active: ArrayLike, probs_shadow: ArrayLike, labels: ArrayLi
     y = np.asarray(labels, dtype=np.int64)
     nll, brier = loss_differences(pa, ps, y)
     active = BinStats.from_predictions(pa, y)
-    return PairScore(PairedSums.of(nll, clip), PairedSums.of(brier, clip), active.nll_sum, active.brier_sum,
-                     active, BinStats.from_predictions(ps, y))
+    clipped = np.clip(nll, -clip, clip)
+    return PairScore(PairedSums.of(nll, clip), float((clipped * clipped).sum()), PairedSums.of(brier, clip),
+                     active.nll_sum, active.brier_sum, active, BinStats.from_predictions(ps, y))
 
 
-def promotion_bound(evidence: PairedSums, *, clip: float, alpha: float) -> float:
-    """The anytime-valid lower confidence bound L_t of the mean clipped NLL improvement (``paired``)."""
-    return improvement_lower_bound(evidence, clip=clip, alpha=alpha)
+
+def promotion_bound(evidence: Evidence, *, clip: float, alpha: float, bound: str = "bernstein") -> float:
+    """The anytime-valid lower confidence bound L_t of the mean clipped NLL improvement: empirical Bernstein
+    (``bernstein_lower_bound``) or Hoeffding (``paired.improvement_lower_bound``)."""
+    if bound == "hoeffding":
+        return improvement_lower_bound(evidence.sums, clip=clip, alpha=alpha)
+    return bernstein_lower_bound(evidence, clip=clip, alpha=alpha)
 
 
-def should_promote(evidence: PairedSums, *, clip: float, alpha: float, margin: float) -> bool:
+def should_promote(evidence: Evidence, *, clip: float, alpha: float, margin: float, bound: str = "bernstein"
+                   ) -> bool:
     """``if_better_in_shadow``: promote once L_t > margin. Checked after every batch of labels, the chance of
     ever promoting a shadow whose mean clipped improvement is ≤ margin stays ≤ α (Howard et al. 2021)."""
-    return promotion_bound(evidence, clip=clip, alpha=alpha) > margin
+    return promotion_bound(evidence, clip=clip, alpha=alpha, bound=bound) > margin
 
 
 def _ece_rows(count: FloatArray, conf: FloatArray, correct: FloatArray) -> FloatArray:

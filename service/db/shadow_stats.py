@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.calibration.paired import PairedSums
-from service.calibration.shadow_compare import PairScore
+from service.calibration.shadow_compare import Evidence, PairScore
 from service.calibration.streaming import FINE_BINS
 from service.db.stats import KEY, add_sums, as_utc
 from service.db.tables import ShadowCalibrator, ShadowEvidence, ShadowPairBin, ShadowPairStat
@@ -27,7 +27,7 @@ PAIR_SUMS = ("count", "nll_sum", "nll_sq_sum", "nll_clipped_sum", "brier_sum", "
              "nll_active_sum", "brier_active_sum")
 BIN_SUMS = ("count", "confidence_sum", "correct_sum")
 EVIDENCE_KEY = ("model", "version", "calibrator_version", "active_version")
-EVIDENCE_SUMS = ("count", "nll_sum", "nll_sq_sum", "nll_clipped_sum")
+EVIDENCE_SUMS = ("count", "nll_sum", "nll_sq_sum", "nll_clipped_sum", "nll_clipped_sq_sum")
 
 
 # ---- the shadow set -------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ class PairKey:
 def add_pair_scores(session: Session, scores: dict[PairKey, PairScore]) -> None:
     """Per-bucket paired sums, both sides' fine bins, and the per-pair evidence: one additive upsert each."""
     pairs, bins = [], []
-    evidence: dict[tuple[str, int, int, int], PairedSums] = defaultdict(PairedSums)
+    evidence: dict[tuple[str, int, int, int], Evidence] = defaultdict(Evidence)
     for k, s in scores.items():
         base = {"model": k.model, "version": k.version, "calibrator_version": k.shadow, "bucket": k.bucket,
                 "active_version": k.active}
@@ -102,21 +102,25 @@ def add_pair_scores(session: Session, scores: dict[PairKey, PairScore]) -> None:
             for m in np.flatnonzero(b.count):
                 bins.append({**base, "side": side, "bin": int(m), "count": float(b.count[m]),
                              "confidence_sum": float(b.confidence_sum[m]), "correct_sum": float(b.correct_sum[m])})
-        evidence[(k.model, k.version, k.shadow, k.active)] += s.nll
+        evidence[(k.model, k.version, k.shadow, k.active)] += s.evidence
     add_sums(session, ShadowPairStat, pairs, (*KEY, "active_version"), PAIR_SUMS)
     add_sums(session, ShadowPairBin, bins, (*KEY, "active_version", "side", "bin"), BIN_SUMS)
     add_sums(session, ShadowEvidence,
-             [{**dict(zip(EVIDENCE_KEY, key, strict=True)), "count": e.n, "nll_sum": e.total, "nll_sq_sum": e.squares,
-               "nll_clipped_sum": e.clipped} for key, e in evidence.items()], EVIDENCE_KEY, EVIDENCE_SUMS)
+             [{**dict(zip(EVIDENCE_KEY, key, strict=True)), "count": e.sums.n, "nll_sum": e.sums.total,
+               "nll_sq_sum": e.sums.squares, "nll_clipped_sum": e.sums.clipped, "nll_clipped_sq_sum": e.clipped_squares}
+              for key, e in evidence.items()], EVIDENCE_KEY, EVIDENCE_SUMS)
 
 
 def read_evidence(*, session: Session, model: str, version: int, calibrator_version: int,
-                  active_version: int) -> PairedSums:
+                  active_version: int) -> Evidence:
     e = ShadowEvidence
-    row = session.execute(select(e.count, e.nll_sum, e.nll_sq_sum, e.nll_clipped_sum).where(
+    row = session.execute(select(e.count, e.nll_sum, e.nll_sq_sum, e.nll_clipped_sum, e.nll_clipped_sq_sum).where(
         e.model == model, e.version == version, e.calibrator_version == calibrator_version,
         e.active_version == active_version)).first()
-    return PairedSums() if row is None else PairedSums(*(float(v) for v in row))
+    if row is None:
+        return Evidence()
+    n, total, squares, clipped, clipped_sq = (float(v) for v in row)
+    return Evidence(PairedSums(n, total, squares, clipped), clipped_sq)
 
 
 @dataclass

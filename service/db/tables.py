@@ -393,3 +393,4 @@ class ShadowEvidence(Base):
     nll_sum: Mapped[float] = mapped_column(Float)
     nll_sq_sum: Mapped[float] = mapped_column(Float)
     nll_clipped_sum: Mapped[float] = mapped_column(Float)
+    nll_clipped_sq_sum: Mapped[float] = mapped_column(Float)  # the empirical-Bernstein variance process

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.calibration import CalibrationInputError, calibrator_from_dict
 from service.calibration.binned import ReliabilityBins, bin_edges
 from service.calibration.paired import PairedSums, paired_interval
-from service.calibration.shadow_compare import ece_difference, promotion_bound
+from service.calibration.shadow_compare import Evidence, ece_difference, promotion_bound
 from service.db import audit, shadow_stats
 from service.db import calibrators as calibrator_rows
 from service.db.engine import read_session
@@ -89,7 +89,8 @@ def _loss(sums: PairedSums, active_sum: float) -> dict[str, Any]:
 
 class ShadowCalibrators:
     def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, max_per_version: int, clip: float,
-                 alpha: float, default_window: str, ece_bins: int) -> None:
+                 alpha: float, default_window: str, ece_bins: int, bound: str = "bernstein") -> None:
+        self.bound = bound
         self.sessions = sessions
         self.registry = registry
         self.max_per_version = max_per_version
@@ -155,12 +156,13 @@ class ShadowCalibrators:
 
     def _promotion(self, session: Session, model: str, version: int, shadow: Any, active: int | None
                    ) -> dict[str, Any]:
-        evidence = PairedSums() if active is None else shadow_stats.read_evidence(
+        evidence = Evidence() if active is None else shadow_stats.read_evidence(
             session=session, model=model, version=version, calibrator_version=shadow.calibrator_version,
             active_version=active)
-        bound = promotion_bound(evidence, clip=self.clip, alpha=self.alpha)
-        return {"evidence": {"n": evidence.n, "mean_nll_improvement": _finite(evidence.total / evidence.n)
-                             if evidence.n else None, "lower_bound": _finite(bound), "alpha": self.alpha,
+        bound = promotion_bound(evidence, clip=self.clip, alpha=self.alpha, bound=self.bound)
+        n = evidence.sums.n
+        return {"evidence": {"n": n, "mean_nll_improvement": _finite(evidence.sums.total / n) if n else None,
+                             "lower_bound": _finite(bound), "bound": self.bound, "alpha": self.alpha,
                              "clip": self.clip, "margin": shadow.margin,
                              "promotable": shadow.policy == "if_better_in_shadow" and bound > shadow.margin}}
 

@@ -36,8 +36,9 @@ CACHE_SIZE = 256
 
 class ShadowScoring:
     def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, bucket_seconds: int, clip: float,
-                 alpha: float) -> None:
+                 alpha: float, bound: str = "bernstein") -> None:
         self.sessions = sessions
+        self.bound = bound
         self.registry = registry
         self.bucket_seconds = bucket_seconds
         self.clip = clip
@@ -135,7 +136,7 @@ class ShadowScoring:
             evidence = shadow_stats.read_evidence(session=session, model=model, version=version,
                                                   calibrator_version=shadow.calibrator_version,
                                                   active_version=active.calibrator_version)
-            bound = promotion_bound(evidence, clip=self.clip, alpha=self.alpha)
+            bound = promotion_bound(evidence, clip=self.clip, alpha=self.alpha, bound=self.bound)
             if bound > shadow.margin and (best is None or bound > best[0]):
                 best = (bound, shadow, evidence)
         if best is None:
@@ -146,8 +147,9 @@ class ShadowScoring:
         if row is None:
             return None
         detail = {"calibrator_version": shadow.calibrator_version, "previous": active.calibrator_version,
-                  "policy": shadow.policy, "margin": shadow.margin, "n": evidence.n, "lower_bound": bound,
-                  "mean_nll_improvement": evidence.total / evidence.n, "alpha": self.alpha, "clip": self.clip}
+                  "policy": shadow.policy, "margin": shadow.margin, "n": evidence.sums.n, "lower_bound": bound,
+                  "mean_nll_improvement": evidence.sums.total / evidence.sums.n, "alpha": self.alpha,
+                  "clip": self.clip, "bound": self.bound}
         calibrator_rows.activate_calibrator(session=session, row=row)
         shadow_stats.delete_shadow(session=session, model=model, version=version,
                                    calibrator_version=shadow.calibrator_version)

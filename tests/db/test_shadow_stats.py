@@ -56,15 +56,16 @@ def test_pair_statistics_add_and_window(database_url: str) -> None:
                                                whole.active_bins.correct_sum])
     assert np.allclose(w.bins.sum(axis=0)[1, 0], whole.shadow_bins.count)
     assert first.nll.n == 60 and other.nll.n == 0 and other.bins.shape[0] == 0
-    assert evidence.n == 90 and evidence.total == pytest.approx(whole.nll.total, rel=1e-12)
-    assert evidence.clipped == pytest.approx(whole.nll.clipped, rel=1e-12)
+    assert evidence.sums.n == 90 and evidence.sums.total == pytest.approx(whole.nll.total, rel=1e-12)
+    assert evidence.sums.clipped == pytest.approx(whole.nll.clipped, rel=1e-12)
+    assert evidence.clipped_squares == pytest.approx(whole.nll_clipped_squares, rel=1e-12)
 
     with sessions() as session:  # a new shadow of the same calibrator starts its evidence afresh
         shadow_stats.insert_shadow(session=session, model="m", version=1, calibrator_version=3, policy="never",
                                    margin=0.0, actor="t")
         session.commit()
         assert shadow_stats.read_evidence(session=session, model="m", version=1, calibrator_version=3,
-                                          active_version=2).n == 0
+                                          active_version=2).sums.n == 0
         assert shadow_stats.count_shadows(session=session, model="m", version=1) == 1
         session.add(ShadowCalibrator(model="m", version=1, calibrator_version=3, policy="never", margin=0.0,
                                      started_at=T0, started_by="t"))

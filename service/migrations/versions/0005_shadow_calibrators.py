@@ -64,7 +64,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('calibrator_version', sa.Integer(), nullable=False),
     sa.Column('active_version', sa.Integer(), nullable=False),
-    *_floats('count', 'nll_sum', 'nll_sq_sum', 'nll_clipped_sum'),
+    *_floats('count', 'nll_sum', 'nll_sq_sum', 'nll_clipped_sum', 'nll_clipped_sq_sum'),
     sa.PrimaryKeyConstraint('model', 'version', 'calibrator_version', 'active_version',
                             name=op.f('pk_shadow_evidence'))
     )
