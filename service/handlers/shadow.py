@@ -19,6 +19,7 @@ from service.calibration import CalibrationInputError, calibrator_from_dict
 from service.calibration.binned import ReliabilityBins, bin_edges
 from service.calibration.paired import PairedSums, paired_interval
 from service.calibration.shadow_compare import Evidence, ece_difference, promotion_bound
+from service.calibration.streaming import FINE_BINS
 from service.db import audit, shadow_stats
 from service.db import calibrators as calibrator_rows
 from service.db.engine import read_session
@@ -40,7 +41,8 @@ class ShadowOptions(BaseModel):
 
     policy: ShadowPolicy = Field(default="never", description="if_better_in_shadow: activate it once the "
                                  "anytime-valid lower bound of its mean NLL improvement exceeds the margin")
-    margin: float = Field(default=0.0, ge=0.0, le=10.0, description="nats per label the bound must exceed")
+    margin: float = Field(default=0.0, ge=0.0, le=10.0, allow_inf_nan=False,
+                          description="nats per label the bound must exceed")
 
 
 def parse_shadow_options(data: bytes) -> ShadowOptions:
@@ -195,7 +197,7 @@ class ShadowCalibrators:
                                              calibrator_version=calibrator_version)
             promotion = (self._promotion(session, model, v, shadow, active) if shadow is not None
                          else {"evidence": None})
-        coarse = w.bins.reshape(w.bins.shape[0], 2, 3, n_bins, -1).sum(axis=-1)  # (B, side, sums, M)
+        coarse = w.bins.reshape(w.bins.shape[0], 2, 3, n_bins, FINE_BINS // n_bins).sum(axis=-1)  # (B, side, sums, M)
         ece_a, ece_s, diff, lo, hi = ece_difference(coarse[:, 0], coarse[:, 1], alpha=0.05)
         edges = bin_edges(n_bins)
         total = coarse.sum(axis=0)

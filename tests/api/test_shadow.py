@@ -75,6 +75,10 @@ def test_put_update_remove_limit_and_errors(client, admin_headers) -> None:  # t
         assert r.status_code == 400 and "error" in r.json(), body
     r = client.put(f"{BASE}/x/shadow", headers=admin_headers)
     assert r.status_code == 400
+    empty = client.get(f"/v1/models/digits/versions/1/calibrators/{cvs[0]}/compare?window=1h&bins=10")
+    assert empty.status_code == 200, empty.text  # no labels yet: n = 0, no numbers, no 500
+    assert empty.json()["n"] == 0 and empty.json()["nll"]["difference"] is None
+    assert empty.json()["ece"]["active"] is None and len(empty.json()["reliability"]["shadow"]) == 10
     listed = client.get("/v1/models/digits/versions/1/shadows").json()
     assert [s["calibrator_version"] for s in listed["shadows"]] == cvs[:3] and listed["max_shadows"] == 3
     assert client.delete(f"{BASE}/{cvs[1]}/shadow", headers=admin_headers).json()["in_shadow"] is False
