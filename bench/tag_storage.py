@@ -3,7 +3,7 @@ migration 0006) vs one ``prediction_tags`` row per distinct object (after).
 
 Issue 12 measured a 446 kB request with a 100 kB tags object growing SQLite by 100 MB: the tags were copied
 into every row. Tags are now bounded (``MAX_TAG_BYTES``, 4 kB serialised; 413 beyond), and stored once.
-Both layouts are measured in the same run on fresh SQLite files: ``before`` is a database at revision 0004
+Both layouts are measured in the same run on fresh SQLite files: ``before`` is a database at revision 0005
 filled the way the old shipper did (``tags`` JSON text in every row, one executemany), ``after`` is the
 head schema filled by the shipper itself (``insert_blocks``). Each request is one block of ``--rows`` rows
 (the default, 1,600 digits rows, is a ~446 kB v1 request body) and a tags object of ``--tag-bytes``.
@@ -60,7 +60,7 @@ def _checkpointed(path: Path) -> int:
 def measure(layout: str, blocks: list[PredictionBlock], work: Path) -> int:
     path = work / f"{layout}-{uuid.uuid4().hex[:8]}.db"
     url = f"sqlite:///{path}"
-    upgrade(url, "0004" if layout == "before" else "head")
+    upgrade(url, "0005" if layout == "before" else "head")
     start = _checkpointed(path)
     engine = make_engine(url)
     if layout == "before":  # the pre-0006 shipper: a JSON copy of the tags in every row

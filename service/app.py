@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import admin, dashboard, feedback, monitoring, native, repository, v2
+from service.api import admin, dashboard, feedback, monitoring, native, repository, shadow, v2
 from service.api.errors import install_error_handlers
 from service.api.fast_path import Receive, Scope, Send, match, serve_predict
 from service.api.limits import ClientConcurrencyLimit, client_limit
@@ -26,6 +26,8 @@ from service.handlers.lifecycle import CalibratorLifecycle
 from service.handlers.oip import V2Codec
 from service.handlers.predictor import Predictor
 from service.handlers.services import Services
+from service.handlers.shadow import ShadowCalibrators
+from service.handlers.shadow_scoring import ShadowScoring
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
@@ -55,9 +57,18 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
                                 counter_bins=settings.ece_bins,
                                 slices=SliceRecorder(keys=settings.slice_keys, max_values=settings.slice_max_values,
                                                      bucket_seconds=settings.bucket_seconds,
-                                                     counter_bins=settings.ece_bins, metrics=metrics.slices)),
-        lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry),
+                                                     counter_bins=settings.ece_bins, metrics=metrics.slices),
+                                shadows=ShadowScoring(
+                                    sessions=sessions, registry=registry, bucket_seconds=settings.bucket_seconds,
+                                    clip=settings.shadow_clip, alpha=settings.shadow_alpha,
+                                    bound=settings.shadow_bound)),
+        lifecycle=CalibratorLifecycle(sessions=sessions, registry=registry,
+                                      max_shadows=settings.max_shadows_per_version),
         v2_codec=V2Codec(settings.max_body_bytes),
+        shadows=ShadowCalibrators(sessions=sessions, registry=registry,
+                                  max_per_version=settings.max_shadows_per_version, clip=settings.shadow_clip,
+                                  alpha=settings.shadow_alpha, default_window=settings.default_window,
+                                  ece_bins=settings.ece_bins, bound=settings.shadow_bound),
     )
 
 
@@ -105,6 +116,8 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
     install_openapi(app)
     for module in (native, feedback, monitoring, admin, v2, repository, dashboard):
         app.include_router(module.router)
+    app.include_router(shadow.admin_router)
+    app.include_router(shadow.router)
     document_fast_routes(app)
     app.limit = client_limit(app.dispatch, settings)
     return app

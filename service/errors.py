@@ -123,3 +123,21 @@ class CostMatrixNotFound(ServiceError):
     """An admin asked to activate a cost-matrix version that does not exist."""
 
     status_code = 404
+
+
+class ShadowLimitReached(ServiceError):
+    """A calibrator was put in shadow, but the version already has the configured number of shadows."""
+
+    status_code = 409
+
+
+class ShadowOfActive(ServiceError):
+    """The active calibrator was asked to go in shadow (it is already scored on every label)."""
+
+    status_code = 409
+
+
+class NotInShadow(ServiceError):
+    """A calibrator that is not in shadow was asked to leave it, or to be compared."""
+
+    status_code = 404

@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         description='Tag keys to slice calibration by (JSON list, e.g. ["country", "device"]).')
     slice_max_values: int = Field(default=20, ge=1, le=1000, description="Own slices per (model, key).")
 
+    # shadow calibrators (handlers.shadow): how many per model version, and the promotion bound of
+    # ``if_better_in_shadow`` (NLL differences clipped to ±shadow_clip; P(ever promoting a not-better one) ≤ α)
+    max_shadows_per_version: int = Field(default=3, ge=0, le=20, description="Shadow calibrators per version.")
+    shadow_clip: float = Field(default=2.0, gt=0.0, le=100.0, description="Clip of the NLL differences (nats).")
+    shadow_alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Promotion error level over a shadow's life.")
+    shadow_bound: str = Field(default="bernstein", pattern="^(bernstein|hoeffding)$",
+                              description="Confidence sequence of if_better_in_shadow (bernstein | hoeffding).")
+
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0
 

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 @router.post("/models/{model}/versions/{version}/calibrators",
              responses={200: {"model": RefitResult, "description": "dry run"},
                         201: {"model": RefitResult, "description": "stored (and maybe activated)"},
-                        **errors(*BODY, 422)},
+                        **errors(*BODY, 409, 422)},
              openapi_extra=json_body(RefitOptions.model_json_schema(), required=False))
 async def refit(model: str, version: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Re-fit a calibrator from stored feedback, evaluate on held-out labels, store and maybe activate."""

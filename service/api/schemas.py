@@ -204,6 +204,7 @@ class RefitResult(BaseModel):
     activated: bool
     calibrator_version: int | None
     state: str | None = None
+    in_shadow: bool = False  # activate=if_better_in_shadow: stored and put in shadow
 
 
 class ActivationResult(BaseModel):

@@ -33,6 +33,7 @@ from service.db.writer import PredictionWriter
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.feedback_labels import label_index, valid_prediction_id
 from service.handlers.group_commit import GroupCommit
+from service.handlers.shadow_scoring import ShadowScoring
 from service.monitoring.decision_feedback import add_label_stats
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.slices import SliceRecorder
@@ -62,7 +63,7 @@ class Prepared:
 class FeedbackIngest:
     def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, writer: PredictionWriter,
                  metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int,
-                 slices: SliceRecorder | None = None) -> None:
+                 slices: SliceRecorder | None = None, shadows: ShadowScoring | None = None) -> None:
         self.sessions = sessions
         self.registry = registry
         self.writer = writer
@@ -72,6 +73,7 @@ class FeedbackIngest:
         self.counter_bins = counter_bins
         self.slices = slices or SliceRecorder(keys=(), max_values=1, bucket_seconds=bucket_seconds,
                                               counter_bins=counter_bins, metrics=metrics.slices)
+        self.shadows = shadows  # shadow calibrators scored on the same labels, in the same transaction
         self._group: GroupCommit[Prepared, dict[str, int]] = GroupCommit(
             self._commit, max_group=64, name="feedback-commit")
 
@@ -168,7 +170,11 @@ class FeedbackIngest:
             add_bucket_stats(session, stats)
             served = add_label_stats(session, [rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds)
             self.slices.record(session, [rows[p] for p in new], [merged[p] for p in new])
+            policy = [] if self.shadows is None else self.shadows.score(session, [rows[p] for p in new],
+                                                                        [merged[p] for p in new])
             session.commit()
+        if policy and self.shadows:  # if_better_in_shadow, in its own transaction once the labels are stored
+            self.shadows.promote(policy)
         self._count_bins(stats)
         self.metrics.decisions.observe_feedback(*served)
         out: list[dict[str, int]] = []

@@ -36,6 +36,7 @@ from service.errors import (
 )
 from service.handlers import decision_admin
 from service.handlers.refit_options import RefitOptions
+from service.handlers.shadow import end_on_activation, start_shadow
 from service.repository.registry import Registry
 from service.validation import check_alias
 
@@ -62,9 +63,10 @@ def calibrator_public(r: Calibrator) -> dict[str, Any]:
 
 
 class CalibratorLifecycle:
-    def __init__(self, *, sessions: sessionmaker[Session], registry: Registry) -> None:
+    def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, max_shadows: int = 3) -> None:
         self.sessions = sessions
         self.registry = registry
+        self.max_shadows = max_shadows  # a re-fit with activate=if_better_in_shadow goes into shadow
 
     def refit(self, *, model: str, version: str | int, options: RefitOptions, actor: str) -> dict[str, Any]:
         if options.method not in CALIBRATORS:
@@ -121,6 +123,9 @@ class CalibratorLifecycle:
             )
             if activate:
                 calibrator_rows.activate_calibrator(session=session, row=row)
+            elif options.activate == "if_better_in_shadow":
+                start_shadow(session, model=model, version=loaded.version, calibrator_version=row.calibrator_version,
+                             policy="if_better_in_shadow", margin=0.0, actor=actor, limit=self.max_shadows)
             conformal_version = None if conformal is None else decision_admin.store_conformal(
                 session, model=model, version=loaded.version, calibrator_version=row.calibrator_version,
                 report=conformal, actor=actor, activate=True)  # active for ITS calibrator, served when that is
@@ -130,7 +135,7 @@ class CalibratorLifecycle:
                                  "conformal_version": conformal_version})
             session.commit()
             result.update(calibrator_version=row.calibrator_version, activated=activate, state=row.state,
-                          conformal_version=conformal_version)
+                          conformal_version=conformal_version, in_shadow=options.activate == "if_better_in_shadow")
         self.registry.sync_calibrators()
         return result
 
@@ -163,6 +168,8 @@ class CalibratorLifecycle:
             raise CalibratorNotFound(f"model '{model}' version {version} has no calibrator {calibrator_version}")
         calibrator_from_dict({"method": row.method, "params": row.params})  # refuse what cannot be served
         previous = calibrator_rows.activate_calibrator(session=session, row=row)
+        end_on_activation(session, model=model, version=version, calibrator_version=calibrator_version, actor=actor,
+                          action=action)
         before = previous.calibrator_version if previous else None
         audit.record(session=session, actor=actor, action=action, model=model, version=version,
                      detail={"calibrator_version": calibrator_version, "previous": before})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import InvalidInput
 
-Policy = Literal["never", "if_better", "always"]
+Policy = Literal["never", "if_better", "always", "if_better_in_shadow"]
 ConformalKind = Literal["lac", "aps", "mondrian_lac", "mondrian_aps", "none"]
 
 
@@ -24,7 +24,9 @@ class RefitOptions(BaseModel):
     end: datetime | None = Field(default=None, description="window end (exclusive)")
     dry_run: bool = Field(default=False, description="fit and evaluate, store nothing")
     activate: Policy = Field(default="if_better",
-                             description="if_better: only when the paired NLL gain's 95% CI is above 0")
+                             description="if_better: only when the paired NLL gain's 95% CI is above 0; "
+                                         "if_better_in_shadow: store it in shadow, activated once live labels "
+                                         "prove it better (service.handlers.shadow)")
     test_size: float = Field(default=0.3, gt=0.05, lt=0.95, description="held-out share of the labels")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     min_labels: int = Field(default=100, ge=10, le=10_000_000)

@@ -13,6 +13,7 @@ from service.handlers.feedback_ingest import FeedbackIngest
 from service.handlers.lifecycle import CalibratorLifecycle
 from service.handlers.oip import V2Codec
 from service.handlers.predictor import Predictor
+from service.handlers.shadow import ShadowCalibrators
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.registry import Registry
 from service.settings import Settings
@@ -30,3 +31,4 @@ class Services:
     feedback: FeedbackIngest  # the feedback path
     lifecycle: CalibratorLifecycle  # the admin path
     v2_codec: V2Codec
+    shadows: ShadowCalibrators  # shadow calibrators (admin and compare; scoring is in ``feedback``)

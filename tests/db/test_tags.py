@@ -49,7 +49,7 @@ def test_equal_tags_are_stored_once_through_both_shipper_paths(database_url: str
 
 
 def test_the_migration_moves_existing_tags_and_back(database_url: str) -> None:
-    downgrade(database_url, "0004")
+    downgrade(database_url, "0005")
     engine = make_engine(database_url)
     rows = [(str(uuid_utils.uuid7()), t) for t in ('{"a": 1, "b": "x"}', '{"b": "x", "a": 1}', '{"c": [1]}', None)]
     with engine.begin() as conn:  # the pre-0006 layout: a JSON copy in every row
@@ -63,7 +63,7 @@ def test_the_migration_moves_existing_tags_and_back(database_url: str) -> None:
         assert session.execute(select(func.count()).select_from(PredictionTags)).scalar_one() == 2
         got = prediction_tags(session=session, ids=[pid for pid, _ in rows])
     assert got == {rows[0][0]: {"a": 1, "b": "x"}, rows[1][0]: {"a": 1, "b": "x"}, rows[2][0]: {"c": [1]}}
-    downgrade(database_url, "0004")
+    downgrade(database_url, "0005")
     with engine.connect() as conn:
         back = dict(conn.execute(text("SELECT id, tags FROM predictions")).all())
     engine.dispose()
