@@ -361,6 +361,37 @@ class CalibrationSliceBin(Base):
     slice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     slice_value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    confidence_sum: Mapped[float] = mapped_column(Float)
+    correct_sum: Mapped[float] = mapped_column(Float)
+
+
+class CalibrationSliceBinRollup(Base):
+    """Hour and day roll-ups of ``calibration_slice_stats`` (``RollupKey`` semantics, migration 0006)."""
+
+    __tablename__ = "calibration_slice_stats_rollup"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    span: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    slice_value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    confidence_sum: Mapped[float] = mapped_column(Float)
+    correct_sum: Mapped[float] = mapped_column(Float)
+
+
+class PredictionTags(Base):
+    """Request tags, stored once (migration 0006) however many rows and requests carry them: keyed by the
+    first 128 bits of the SHA-256 of their canonical JSON (sorted keys), which ``predictions.tags_id`` holds.
+    Identical tags on a million requests are one row; a re-shipped block inserts nothing twice."""
+
+    __tablename__ = "prediction_tags"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ShadowCalibrator(Base):
@@ -408,33 +439,6 @@ class ShadowPairBin(BucketKey, Base):
     count: Mapped[float] = mapped_column(Float)
     confidence_sum: Mapped[float] = mapped_column(Float)
     correct_sum: Mapped[float] = mapped_column(Float)
-
-
-class CalibrationSliceBinRollup(Base):
-    """Hour and day roll-ups of ``calibration_slice_stats`` (``RollupKey`` semantics, migration 0006)."""
-
-    __tablename__ = "calibration_slice_stats_rollup"
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calibrator_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    span: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    slice_value: Mapped[str] = mapped_column(String(128), primary_key=True)
-    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
-    count: Mapped[float] = mapped_column(Float)
-    confidence_sum: Mapped[float] = mapped_column(Float)
-    correct_sum: Mapped[float] = mapped_column(Float)
-
-
-class PredictionTags(Base):
-    """Request tags, stored once (migration 0006) however many rows and requests carry them: keyed by the
-    first 128 bits of the SHA-256 of their canonical JSON (sorted keys), which ``predictions.tags_id`` holds.
-    Identical tags on a million requests are one row; a re-shipped block inserts nothing twice."""
-
-    __tablename__ = "prediction_tags"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tags: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ShadowEvidence(Base):
