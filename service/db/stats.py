@@ -171,8 +171,13 @@ def bound_where(table: Any, all_calibrators: bool) -> list[Any]:
 def serial_plan(session: Session) -> None:
     """No parallel workers for this transaction (PostgreSQL): on big tables the planner parallelises the small
     index-range aggregates, and starting workers (~10 ms) costs 5× the scan (bench/window_query.py)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    tx = session.get_transaction()
+    if tx is not None and session.info.get("serial_plan") is tx:  # set once per transaction (a round trip)
+        return
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    session.info["serial_plan"] = session.get_transaction()
 
 
 # the five sums of a window (read by ``service.db.window_sums``), as (tag, table, group keys, summed columns):
