@@ -28,6 +28,10 @@ from service.db.tables import (
     CalibrationClassBinRollup,
     CalibrationTotals,
     CalibrationTotalsRollup,
+    ConformalStat,
+    ConformalStatRollup,
+    DecisionStat,
+    DecisionStatRollup,
     PredictionConfidenceBin,
     PredictionConfidenceBinRollup,
     PredictionCount,
@@ -50,9 +54,12 @@ ROLLUPS: dict[Any, Any] = {
     CalibrationBin: CalibrationBinRollup, CalibrationClassBin: CalibrationClassBinRollup,
     CalibrationTotals: CalibrationTotalsRollup, PredictionCount: PredictionCountRollup,
     PredictionConfidenceBin: PredictionConfidenceBinRollup,
+    ConformalStat: ConformalStatRollup, DecisionStat: DecisionStatRollup,  # migration 0007
 }
 # 2^-b grid of each non-integer sum ; counts, Σcorrect and Σlabel are integers already
-QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24}
+# (costs: exact below 2^33 per window and key, i.e. 10M labels at costs up to ~800 and squared gaps up to ~800)
+QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24, "expected_cost_sum": 20,
+                "realised_cost_sum": 20, "cost_gap_sq_sum": 20}
 
 def as_utc(dt: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
