@@ -85,9 +85,15 @@ def rolled_up(rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str
               ) -> list[dict[str, Any]]:
     """The rows summed per (span-wide bucket holding their bucket's start, other keys): exact on the 2^-b grid."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    floors: dict[datetime, datetime] = {}  # a batch holds few distinct buckets
+    names = (*ROLLUP_KEY, *keys[len(KEY):])
     for r in rows:
-        row = {**r, "span": span, "bucket": bucket_start(r["bucket"], span)}
-        key = tuple(row[k] for k in (*ROLLUP_KEY, *keys[len(KEY):]))
+        b = r["bucket"]
+        floor = floors.get(b)
+        if floor is None:
+            floor = floors[b] = bucket_start(b, span)
+        row = {**r, "span": span, "bucket": floor}
+        key = tuple(row[k] for k in names)
         if key in out:
             for s in sums:
                 out[key][s] += row[s]

@@ -67,7 +67,7 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
     """Additive upsert ``INSERT … ON CONFLICT DO UPDATE SET s = s + excluded.s``: how O(bins) state merges
     (addition is associative, so writers and replicas never read-modify-write). Rows are sorted by key so
     concurrent transactions lock rows in the same order (no deadlocks on PostgreSQL). For a per-bucket table
-    the values are put on their 2^-b grid and its hour and day roll-ups get the same sums in the same
+    the values are put on their 2^-b grid and every roll-up level gets the same sums in the same
     transaction (``service.db.rollups``)."""
     if not rows:
         return
@@ -80,8 +80,10 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
     if rollup is None:
         return
     rollup_keys = (*ROLLUP_KEY, *keys[len(KEY):])
-    for span in ROLLUP_SPANS:
-        summed = sorted(rolled_up(rows, keys, sums, span), key=lambda r: tuple(r[k] for k in rollup_keys))
+    level = rows
+    for span in ROLLUP_SPANS:  # each level summed from the finer one (they nest): fewer rows at every step
+        level = rolled_up(level, keys, sums, span)
+        summed = sorted(level, key=lambda r: tuple(r[k] for k in rollup_keys))
         conn.execute(_upsert(cast(Table, rollup.__table__), bind.dialect.name, rollup_keys, sums), summed)
 
 
