@@ -225,7 +225,7 @@ def prepare(url: str, model_dir: Path, n: int, days: float, pool: np.ndarray) ->
     upgrade(url, "0004")
     services = build_services(Settings(database_url=url, model_repository=model_dir.parent.parent))
     services.registry.load_all()  # inserts calibrator 1, active
-    end = bucket_start(datetime.now(UTC), 60) + timedelta(minutes=1)
+    end = bucket_start(datetime.now(UTC), 60)  # the windows end here: not in the future
     with services.engine.begin() as conn:  # activated when the history starts: reference = its first windows
         conn.execute(update(Calibrator).values(activated_at=end - timedelta(days=days)))
     t0 = time.perf_counter()
