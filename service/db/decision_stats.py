@@ -2,7 +2,8 @@
 
 ``prediction_decisions`` holds what each prediction that asked for a set or a decision was served (the set as
 a bit mask); ``conformal_stats`` and ``decision_stats`` add up, per prediction-time bucket, what its labels
-showed. Windows merge by adding rows, as for the calibration statistics: O(buckets × keys), never O(rows).
+showed. Windows merge by adding rows, as for the calibration statistics, and are read from the same roll-up
+levels (migration 0007): O(log(window) × keys), never O(rows).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
-from service.db.stats import add_sums
+from service.db.rollups import rollup_ranges, sources, union
+from service.db.stats import Scope, add_sums, range_params
 from service.db.tables import ConformalStat, DecisionStat, Prediction, PredictionDecision
 
 KEY = ("model", "version", "calibrator_version", "bucket")
@@ -96,12 +99,22 @@ class DecisionSums:
     cost_gap_sq_sum: float
 
 
-def _window(table: Any, model: str, version: int, start: datetime, end: datetime,
-            calibrator_version: int | None) -> list[Any]:
-    where = [table.model == model, table.version == version, table.bucket >= start, table.bucket < end]
-    if calibrator_version is not None:
-        where.append(table.calibrator_version == calibrator_version)
-    return where
+@lru_cache(maxsize=32)
+def _window_statement(table: Any, group: tuple[str, ...], sums: tuple[str, ...], all_calibrators: bool,
+                      names: tuple[str, ...]) -> Any:
+    """Per ``group`` key, the sums over the ranges ``names`` of ``rollup_ranges`` (fine buckets and roll-ups)."""
+    rows = union(sources(table, (*group, *sums), all_calibrators, names))
+    keys = [rows.c[g] for g in group]
+    return select(*keys, *(func.sum(rows.c[s]) for s in sums)).group_by(*keys).order_by(*keys)
+
+
+def _window_rows(session: Session, table: Any, group: tuple[str, ...], sums: tuple[str, ...], model: str,
+                 version: int, start: datetime, end: datetime, calibrator_version: int | None) -> list[Any]:
+    """Read from the roll-up levels (O(log) rows per key, as ``service.db.window_sums``); sums are on the 2^-b
+    grid, so this is the fine-bucket answer exactly."""
+    ranges = rollup_ranges(start, end)
+    stmt = _window_statement(table, group, sums, calibrator_version is None, tuple(ranges))
+    return list(session.execute(stmt, range_params(Scope(model, version, calibrator_version), ranges)).all())
 
 
 def read_conformal_window(
@@ -109,11 +122,9 @@ def read_conformal_window(
     calibrator_version: int | None = None,
 ) -> list[ConformalSums]:
     """Sums over buckets in [start, end) per (conformal_version, coverage target)."""
-    t = ConformalStat
-    q = (select(t.conformal_version, t.coverage_ppm, *(func.sum(getattr(t, s)) for s in CONFORMAL_SUMS))
-         .where(*_window(t, model, version, start, end, calibrator_version))
-         .group_by(t.conformal_version, t.coverage_ppm).order_by(t.conformal_version, t.coverage_ppm))
-    return [ConformalSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in session.execute(q)]
+    rows = _window_rows(session, ConformalStat, ("conformal_version", "coverage_ppm"), CONFORMAL_SUMS, model,
+                        version, start, end, calibrator_version)
+    return [ConformalSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in rows]
 
 
 def read_decision_window(
@@ -121,12 +132,9 @@ def read_decision_window(
     calibrator_version: int | None = None,
 ) -> list[DecisionSums]:
     """Sums over buckets in [start, end) per (cost_matrix_version, abstention threshold)."""
-    t = DecisionStat
-    q = (select(t.cost_matrix_version, t.min_confidence_ppm, *(func.sum(getattr(t, s)) for s in DECISION_SUMS))
-         .where(*_window(t, model, version, start, end, calibrator_version))
-         .group_by(t.cost_matrix_version, t.min_confidence_ppm)
-         .order_by(t.cost_matrix_version, t.min_confidence_ppm))
-    return [DecisionSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in session.execute(q)]
+    rows = _window_rows(session, DecisionStat, ("cost_matrix_version", "min_confidence_ppm"), DECISION_SUMS, model,
+                        version, start, end, calibrator_version)
+    return [DecisionSums(int(r[0]), int(r[1]), *map(float, r[2:])) for r in rows]
 
 
 def served_tuples(

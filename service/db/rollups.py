@@ -1,9 +1,10 @@
-"""Time buckets and the hour/day roll-ups of the per-bucket statistics (migration 0004).
+"""Time buckets and the roll-ups of the per-bucket statistics (migrations 0004 and 0007).
 
-Each per-bucket table has a ``…_rollup`` twin keyed by ``span`` (3600 or 86400 s) whose row is the sum of
-the fine buckets starting in [bucket, bucket + span). ``service.db.stats.add_sums`` writes all three levels
-with the same additive upsert in one transaction; a window [start, end) is then read as at most two partial
-hours of fine buckets, two partial days of hour rows and the whole days between (``rollup_ranges``).
+Each per-bucket table has a ``…_rollup`` twin keyed by ``span`` (10 minutes, 1 hour, 6 hours, 1 day, 1 week:
+``ROLLUP_SPANS``) whose row is the sum of the fine buckets starting in [bucket, bucket + span).
+``service.db.stats.add_sums`` writes every level with the same additive upsert in one transaction; a window
+[start, end) is then read as at most 2×9 fine buckets, 2×5 ten-minute, 2×5 hour, 2×3 six-hour and 2×6 day
+rows and the whole weeks between, per bin (``rollup_ranges``): O(log) of the window's length.
 
 Exactness. Every non-integer sum is stored as a multiple of 2^-b (``QUANTUM_BITS``; a float32 confidence
 ≥ 1/16 already is one at b = 28). Sums of such numbers below 2^(53−b) are exact in float64, so addition is
@@ -29,6 +30,10 @@ from service.db.tables import (
     CalibrationSliceBinRollup,
     CalibrationTotals,
     CalibrationTotalsRollup,
+    ConformalStat,
+    ConformalStatRollup,
+    DecisionStat,
+    DecisionStatRollup,
     PredictionConfidenceBin,
     PredictionConfidenceBinRollup,
     PredictionCount,
@@ -38,14 +43,25 @@ from service.db.tables import (
 KEY = ("model", "version", "calibrator_version", "bucket")
 ROLLUP_KEY = ("model", "version", "calibrator_version", "span", "bucket")
 HOUR, DAY = 3600, 86400
-ROLLUP_SPANS = (HOUR, DAY)
+# the levels a window is read from: fine buckets (None), then the roll-up spans (each divides the next and all
+# are epoch-aligned, so a bucket of one level lies inside one bucket of every coarser level); weeks start on
+# Thursdays 00:00 UTC (the epoch's weekday). 600, 21600 and 604800 came with migration 0007.
+LEVELS: tuple[int | None, ...] = (None, 600, HOUR, 6 * HOUR, DAY, 7 * DAY)
+ROLLUP_SPANS: tuple[int, ...] = tuple(s for s in LEVELS if s is not None)
+STABLE_LEVEL = 2  # index of the hour level: ranges at or above it are memoised (``split_stable``)
+# every range name ``rollup_ranges`` can return, with the span it is read at (None: the fine buckets)
+RANGES: tuple[tuple[str, int | None], ...] = tuple(
+    (f"{side}{j}", LEVELS[j]) for j in range(len(LEVELS)) for side in "abm" if side == "m" or j < len(LEVELS) - 1)
 ROLLUPS: dict[Any, Any] = {
     CalibrationBin: CalibrationBinRollup, CalibrationClassBin: CalibrationClassBinRollup,
     CalibrationTotals: CalibrationTotalsRollup, PredictionCount: PredictionCountRollup,
     PredictionConfidenceBin: PredictionConfidenceBinRollup, CalibrationSliceBin: CalibrationSliceBinRollup,
+    ConformalStat: ConformalStatRollup, DecisionStat: DecisionStatRollup,  # migration 0007
 }
 # 2^-b grid of each non-integer sum ; counts, Σcorrect and Σlabel are integers already
-QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24}
+# (costs: exact below 2^33 per window and key, i.e. 10M labels at costs up to ~800 and squared gaps up to ~800)
+QUANTUM_BITS = {"confidence_sum": 28, "prob_sum": 28, "brier_sum": 28, "nll_sum": 24, "expected_cost_sum": 20,
+                "realised_cost_sum": 20, "cost_gap_sq_sum": 20}
 
 def as_utc(dt: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
@@ -71,24 +87,21 @@ def rolled_up(rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str
               ) -> list[dict[str, Any]]:
     """The rows summed per (span-wide bucket holding their bucket's start, other keys): exact on the 2^-b grid."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
-    starts: dict[datetime, datetime] = {}  # a batch spans few buckets: floor each once
+    floors: dict[datetime, datetime] = {}  # a batch holds few distinct buckets
     names = (*ROLLUP_KEY, *keys[len(KEY):])
     for r in rows:
-        start = starts.get(r["bucket"])
-        if start is None:
-            start = starts[r["bucket"]] = bucket_start(r["bucket"], span)
-        key = tuple(start if k == "bucket" else span if k == "span" else r[k] for k in names)
-        summed = out.get(key)
-        if summed is not None:
+        b = r["bucket"]
+        floor = floors.get(b)
+        if floor is None:
+            floor = floors[b] = bucket_start(b, span)
+        row = {**r, "span": span, "bucket": floor}
+        key = tuple(row[k] for k in names)
+        if key in out:
             for s in sums:
-                summed[s] += r[s]
+                out[key][s] += row[s]
         else:
-            out[key] = {**r, "span": span, "bucket": start}
+            out[key] = row
     return list(out.values())
-
-
-# bound-parameter names of the five bucket ranges a rolled-up window reads (``rollup_ranges``)
-RANGES: tuple[tuple[str, int | None], ...] = (("f1", None), ("f2", None), ("h1", HOUR), ("h2", HOUR), ("d", DAY))
 
 
 def floor_to(dt: datetime, seconds: int) -> datetime:
@@ -100,20 +113,33 @@ def ceil_to(dt: datetime, seconds: int) -> datetime:
     return floor if floor == as_utc(dt) else datetime.fromtimestamp(floor.timestamp() + seconds, tz=UTC)
 
 
+def level_span(name: str) -> int | None:
+    """The span a range of ``rollup_ranges`` is read at: its name's digit is the level (``LEVELS``)."""
+    return LEVELS[int(name[1:])]
+
+
 def rollup_ranges(start: datetime, end: datetime) -> dict[str, tuple[datetime, datetime]]:
-    """[start, end) as fine buckets [start, h1) and [h2, end), hours [h1, d1) and [d2, h2), days [d1, d2) with
-    h1/d1 the first hour/day boundary at or after start and h2/d2 the last at or before end (an empty range
-    is left out). Every fine bucket whose start lies in [start, end) is counted exactly once."""
+    """[start, end) as ranges, each read from one level (``LEVELS``): with a_j / b_j the first / last
+    level-j boundary at or after start / at or before end (a_0 = start, b_0 = end) and t the coarsest level
+    with a_t < b_t, the middle ``m{t}`` = [a_t, b_t) at level t and, for every finer level j < t, ``a{j}`` =
+    [a_j, a_{j+1}) and ``b{j}`` = [b_{j+1}, b_j) at level j. Every fine bucket whose start lies in [start,
+    end) is counted exactly once; a range may be empty (it is kept, so the statement set stays small: one
+    per t)."""
     start, end = as_utc(start), as_utc(end)
-    h1, h2 = ceil_to(start, HOUR), floor_to(end, HOUR)
-    if h1 >= h2:
-        return {"f1": (start, end)}
-    d1, d2 = ceil_to(h1, DAY), floor_to(h2, DAY)
-    if d1 >= d2:
-        ranges = {"f1": (start, h1), "f2": (h2, end), "h1": (h1, h2)}
-    else:
-        ranges = {"f1": (start, h1), "f2": (h2, end), "h1": (h1, d1), "h2": (d2, h2), "d": (d1, d2)}
-    return {k: v for k, v in ranges.items() if v[0] < v[1]}  # fewer, smaller statements for aligned windows
+    a = [start, *[ceil_to(start, s) for s in ROLLUP_SPANS]]
+    b = [end, *[floor_to(end, s) for s in ROLLUP_SPANS]]
+    top = max((i for i in range(1, len(LEVELS)) if a[i] < b[i]), default=0)
+    ranges = {f"m{top}": (a[top], b[top])}
+    for j in range(top):
+        ranges[f"a{j}"], ranges[f"b{j}"] = (a[j], a[j + 1]), (b[j + 1], b[j])
+    return ranges
+
+
+def split_stable(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(volatile, stable) range names: ranges at levels finer than an hour move with every minute of a window
+    ending now; the others change at most once an hour (``service.db.window_cache``)."""
+    volatile = tuple(n for n in names if int(n[1:]) < STABLE_LEVEL)
+    return volatile, tuple(n for n in names if int(n[1:]) >= STABLE_LEVEL)
 
 
 def range_where(table: Any, all_calibrators: bool, name: str, span: int | None) -> list[Any]:
@@ -129,10 +155,10 @@ def range_where(table: Any, all_calibrators: bool, name: str, span: int | None) 
 def sources(table: Any, columns: tuple[str, ...], all_calibrators: bool, names: tuple[str, ...]) -> list[Any]:
     """One SELECT of ``columns`` per range in ``names``: the fine table or its roll-up at the range's span."""
     out = []
-    for name, span in RANGES:
-        if name in names:
-            src = cast(Table, (table if span is None else ROLLUPS[table]).__table__)
-            out.append(select(*[src.c[c] for c in columns]).where(*range_where(src, all_calibrators, name, span)))
+    for name in names:
+        span = level_span(name)
+        src = cast(Table, (table if span is None else ROLLUPS[table]).__table__)
+        out.append(select(*[src.c[c] for c in columns]).where(*range_where(src, all_calibrators, name, span)))
     return out
 
 

@@ -6,9 +6,9 @@ late lands in the window where the prediction was made. Four additive tables per
 ``calibration_totals`` and — for label-free monitoring — ``prediction_confidence_stats`` (ALL served
 predictions per fine confidence bin, written by the prediction-log writer next to ``prediction_counts``).
 
-Roll-ups (migration 0004, ``service.db.rollups``): each table has a ``…_rollup`` twin holding hour and day
-sums, written by the same additive upsert in the same transaction, so any window is read from O(log) levels
-and equals the fine-bucket answer exactly.
+Roll-ups (migrations 0004 and 0007, ``service.db.rollups``): each table has a ``…_rollup`` twin holding
+10-minute, hour, 6-hour, day and week sums, written by the same additive upsert in the same transaction, so
+any window is read from O(log) levels (``service.db.window_sums``) and equals the fine-bucket answer exactly.
 """
 
 from __future__ import annotations
@@ -23,15 +23,9 @@ from typing import Any, cast
 import numpy as np
 from sqlalchemy import (
     Connection,
-    Float,
     Table,
     bindparam,
-    func,
-    literal,
-    literal_column,
-    select,
     text,
-    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -47,8 +41,6 @@ from service.db.rollups import (
     quantized,
     rolled_up,
     rollup_ranges,
-    sources,
-    union,
 )
 from service.db.tables import (
     CalibrationBin,
@@ -75,7 +67,7 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
     """Additive upsert ``INSERT … ON CONFLICT DO UPDATE SET s = s + excluded.s``: how O(bins) state merges
     (addition is associative, so writers and replicas never read-modify-write). Rows are sorted by key so
     concurrent transactions lock rows in the same order (no deadlocks on PostgreSQL). For a per-bucket table
-    the values are put on their 2^-b grid and its hour and day roll-ups get the same sums in the same
+    the values are put on their 2^-b grid and every roll-up level gets the same sums in the same
     transaction (``service.db.rollups``)."""
     if not rows:
         return
@@ -88,8 +80,10 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
     if rollup is None:
         return
     rollup_keys = (*ROLLUP_KEY, *keys[len(KEY):])
-    for span in ROLLUP_SPANS:
-        summed = sorted(rolled_up(rows, keys, sums, span), key=lambda r: tuple(r[k] for k in rollup_keys))
+    level = rows
+    for span in ROLLUP_SPANS:  # each level summed from the finer one (they nest): fewer rows at every step
+        level = rolled_up(level, keys, sums, span)
+        summed = sorted(level, key=lambda r: tuple(r[k] for k in rollup_keys))
         conn.execute(_upsert(cast(Table, rollup.__table__), bind.dialect.name, rollup_keys, sums), summed)
 
 
@@ -179,87 +173,27 @@ def bound_where(table: Any, all_calibrators: bool) -> list[Any]:
 def serial_plan(session: Session) -> None:
     """No parallel workers for this transaction (PostgreSQL): on big tables the planner parallelises the small
     index-range aggregates, and starting workers (~10 ms) costs 5× the scan (bench/window_query.py)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    tx = session.get_transaction()
+    if tx is not None and session.info.get("serial_plan") is tx:  # set once per transaction (a round trip)
+        return
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    session.info["serial_plan"] = session.get_transaction()
 
 
-# the five sums of a window, as (tag, table, group keys, summed columns): tag 0 fine bins, 1 class-wise bins,
-# 2 totals, 3 predictions served, 4 the confidence histogram of all predictions
-_PARTS: tuple[tuple[int, Any, tuple[str, ...], tuple[str, ...]], ...] = (
+# the five sums of a window (read by ``service.db.window_sums``), as (tag, table, group keys, summed columns):
+# tag 0 fine bins, 1 class-wise bins, 2 totals, 3 predictions served, 4 the confidence histogram of all predictions
+PARTS: tuple[tuple[int, Any, tuple[str, ...], tuple[str, ...]], ...] = (
     (0, CalibrationBin, ("bin",), ("count", "confidence_sum", "correct_sum")),
     (1, CalibrationClassBin, ("class_index", "bin"), ("count", "prob_sum", "label_sum")),
     (2, CalibrationTotals, (), ("count", "nll_sum", "brier_sum")),
     (3, PredictionCount, (), ("count",)),
     (4, PredictionConfidenceBin, ("bin",), ("count", "confidence_sum")),
 )
+
+
 def range_params(scope: Scope, ranges: dict[str, tuple[datetime, datetime]]) -> dict[str, Any]:
     """Bound parameters of ``rollups.range_where`` for one scope and the ranges of ``rollup_ranges``."""
     return {"model": scope.model, "version": scope.version, "cv": scope.calibrator_version,
             **{f"{k}_{e}": v[i] for k, v in ranges.items() for i, e in enumerate(("lo", "hi"))}}
-
-
-@lru_cache(maxsize=16)
-def _window_sums(all_calibrators: bool, names: tuple[str, ...]) -> Any:
-    """The five sums of a window as one UNION ALL (a tag, two keys, three sums per row): one round trip.
-    Each table is read over the ranges ``names`` of ``rollup_ranges`` (fine, hour and day rows)."""
-    zero_i: Any = literal_column("0")
-    zero_f: Any = literal(0.0, Float)
-    parts = []
-    for tag, table, keys, sums in _PARTS:
-        rows = union(sources(table, (*keys, *sums), all_calibrators, names))
-        group = [rows.c[k] for k in keys]
-        cols = [*group, *[zero_i] * (2 - len(keys)), *[func.sum(rows.c[c]) for c in sums], *[zero_f] * (3 - len(sums))]
-        parts.append(select(literal_column(str(tag)), *cols).group_by(*group))
-    return union_all(*parts)
-
-
-def read_window(
-    session: Session, *, model: str, version: int, calibrator_version: int | None, start: datetime, end: datetime,
-    rollups: bool = True,
-) -> WindowRows:
-    """Sum the buckets in [start, end): from the hour and day roll-ups where whole hours and days fit (at most
-    ~2×59 fine + 2×23 hour + one row per day, per bin), else the fine buckets (``rollups=False``: fine only,
-    buckets × bins). Both give the same sums exactly (module docstring)."""
-    scope = Scope(model, version, calibrator_version)
-    serial_plan(session)
-    ranges = rollup_ranges(start, end) if rollups else {"f1": (start, end)}
-    stmt = _window_sums(scope.calibrator_version is None, tuple(ranges))
-    rows = session.execute(stmt, range_params(scope, ranges)).all()
-    fine: list[Any] = []
-    classes: list[Any] = []
-    confidence: list[Any] = []
-    n = nll = brier = predicted = 0.0
-    for tag, k1, k2, a, b, c in rows:
-        if tag == 0:
-            fine.append((int(k1), float(a), float(b), float(c)))
-        elif tag == 1:
-            classes.append((int(k1), int(k2), float(a), float(b), float(c)))
-        elif tag == 2:
-            n, nll, brier = float(a or 0.0), float(b or 0.0), float(c or 0.0)  # SUM over no rows is NULL
-        elif tag == 3:
-            predicted = float(a or 0.0)
-        else:
-            confidence.append((int(k1), float(a), float(b)))
-    return WindowRows(fine, classes, n, nll, brier, predicted, confidence)
-
-
-@lru_cache(maxsize=16)
-def _fingerprint(all_calibrators: bool, names: tuple[str, ...]) -> Any:
-    """Σ labelled, Σ predicted and the number of state rows read, over the roll-up ranges ``names``."""
-    labelled = union(sources(CalibrationTotals, ("count",), all_calibrators, names))
-    predicted = union(sources(PredictionCount, ("count",), all_calibrators, names))
-    return select(
-        select(func.coalesce(func.sum(labelled.c.count), 0.0)).scalar_subquery(),
-        select(func.coalesce(func.sum(predicted.c.count), 0.0)).scalar_subquery(),
-        select(func.count()).select_from(labelled).scalar_subquery(),
-    )
-
-
-def totals_fingerprint(session: Session, scope: Scope, start: datetime, end: datetime) -> tuple[float, float, int]:
-    """(Σ labelled, Σ predicted, state rows) in [start, end), read from the roll-ups: one round trip. Any new
-    label or prediction in the range changes one of the sums."""
-    serial_plan(session)
-    ranges = rollup_ranges(start, end)
-    stmt = _fingerprint(scope.calibrator_version is None, tuple(ranges))
-    labelled, predicted, rows = session.execute(stmt, range_params(scope, ranges)).one()
-    return float(labelled), float(predicted), int(rows)

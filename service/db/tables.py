@@ -455,3 +455,29 @@ class ShadowEvidence(Base):
     nll_sq_sum: Mapped[float] = mapped_column(Float)
     nll_clipped_sum: Mapped[float] = mapped_column(Float)
     nll_clipped_sq_sum: Mapped[float] = mapped_column(Float)  # the empirical-Bernstein variance process
+
+
+class ConformalStatRollup(RollupKey, Base):
+    """Roll-ups of ``conformal_stats`` at every ``service.db.rollups.ROLLUP_SPANS`` level (migration 0007)."""
+
+    __tablename__ = "conformal_stats_rollup"
+    conformal_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    coverage_ppm: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    covered_sum: Mapped[float] = mapped_column(Float)
+    set_size_sum: Mapped[float] = mapped_column(Float)
+
+
+class DecisionStatRollup(RollupKey, Base):
+    """Roll-ups of ``decision_stats`` at every ``service.db.rollups.ROLLUP_SPANS`` level (migration 0007)."""
+
+    __tablename__ = "decision_stats_rollup"
+    cost_matrix_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    min_confidence_ppm: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[float] = mapped_column(Float)
+    abstained_sum: Mapped[float] = mapped_column(Float)
+    accepted_correct_sum: Mapped[float] = mapped_column(Float)
+    costed_count: Mapped[float] = mapped_column(Float)
+    expected_cost_sum: Mapped[float] = mapped_column(Float)
+    realised_cost_sum: Mapped[float] = mapped_column(Float)
+    cost_gap_sq_sum: Mapped[float] = mapped_column(Float)

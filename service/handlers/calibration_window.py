@@ -12,9 +12,10 @@ from service.errors import InvalidInput, ModelNotFound
 from service.handlers.services import Services
 from service.monitoring.decision_report import decisions_report
 from service.monitoring.reference import SOURCES, load_reference
-from service.monitoring.report import RULES, WindowQuery, window_report
+from service.monitoring.report import RULES, WindowQuery, read_rows, window_report
 from service.monitoring.series import series_report
 from service.monitoring.slice_report import parse_slice, slice_report
+from service.monitoring.state import fine_from_rows
 from service.monitoring.windows import parse_bins, parse_choice, parse_step, resolve_window, split_window
 from service.validation import is_number, parse_int
 
@@ -77,10 +78,12 @@ def calibration_report(services: Services, model: str, version: str, p: Calibrat
     with read_session(services.sessions) as session:
         reference = load_reference(session, q.scope, length=stop - begin, k=k, now=now,
                                    bucket_seconds=s.bucket_seconds)
-        out = window_report(session, q, begin, stop, reference)
+        rows = read_rows(session, q.scope, begin, stop)  # once, for the report and its decisions section
+        out = window_report(session, q, begin, stop, reference, rows=rows)
         out["reference"].update(reference.describe(begin, q.n_bins))
         out["decisions"] = decisions_report(session, q.scope, begin, stop, false_alarm=s.coverage_alarm_level,
-                                            delta=s.coverage_floor_delta, n_min=s.drift_min_labels)
+                                            delta=s.coverage_floor_delta, n_min=s.drift_min_labels,
+                                            fine=fine_from_rows(rows))
         if edges is not None:
             step_reference = load_reference(session, q.scope, length=edges[1] - edges[0], k=k, now=now,
                                              bucket_seconds=s.bucket_seconds)

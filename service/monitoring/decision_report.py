@@ -8,16 +8,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.calibration.streaming import BinStats
 from service.db import conformal as conformal_rows
 from service.db.decision_stats import read_conformal_window, read_decision_window
 from service.db.stats import Scope
+from service.db.window_sums import read_labelled_bins
 from service.monitoring.decision_window import conformal_section, decision_section, selective_section
-from service.monitoring.state import read_states
+from service.monitoring.state import fine_from_rows
 
 
 def decisions_report(session: Session, scope: Scope, start: datetime, end: datetime, *, false_alarm: float,
-                     delta: float, n_min: int) -> dict[str, Any]:
-    """``{"conformal": [...], "decisions": [...], "selective": {...} | None}`` for [start, end)."""
+                     delta: float, n_min: int, fine: BinStats | None = None) -> dict[str, Any]:
+    """``{"conformal": [...], "decisions": [...], "selective": {...} | None}`` for [start, end); ``fine`` is
+    the window's labelled fine bins if the caller has them (else read from the roll-ups)."""
     conformal = read_conformal_window(session=session, model=scope.model, version=scope.version, start=start,
                                       end=end, calibrator_version=scope.calibrator_version)
     decisions = read_decision_window(session=session, model=scope.model, version=scope.version, start=start,
@@ -28,10 +31,10 @@ def decisions_report(session: Session, scope: Scope, start: datetime, end: datet
                                            conformal_version=cv)
         if row is not None:
             fitted[cv] = ([len(g) for g in row.params.get("scores", [])], bool(row.mondrian))
-    states = read_states(session, scope, [start, end])
-    fine = states[0].fine if states else None
+    if fine is None:
+        fine = fine_from_rows(read_labelled_bins(session, scope, start, end))
     return {
         "conformal": conformal_section(conformal, fitted, false_alarm=false_alarm, delta=delta, n_min=n_min),
         "decisions": decision_section(decisions),
-        "selective": selective_section(fine.count, fine.correct_sum) if fine is not None else None,
+        "selective": selective_section(fine.count, fine.correct_sum),
     }

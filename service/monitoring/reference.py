@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from service.calibration import streaming
 from service.db.calibrators import activation_record
-from service.db.stats import Scope, as_utc, bucket_start, totals_fingerprint
+from service.db.stats import Scope, as_utc, bucket_start
+from service.db.window_sums import totals_fingerprint
 from service.monitoring.drift import DRIFT_ALPHA, EvaluationReference, gap_and_se, reference_from_evaluation
 from service.monitoring.state import WindowState, pooled, read_states
 

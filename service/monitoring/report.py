@@ -10,7 +10,8 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.calibration import streaming
-from service.db.stats import Scope, read_window
+from service.db.stats import Scope, WindowRows
+from service.db.window_sums import read_labelled_bins, read_window
 from service.monitoring import drift, shift
 from service.monitoring.reference import Reference
 from service.monitoring.state import WindowState, classwise_from_rows, fine_from_rows, state_from_rows
@@ -75,23 +76,29 @@ def judge(
 
 def sequential_check(session: Session, q: WindowQuery, end: datetime, reference: Reference) -> dict[str, Any]:
     """The ``cs`` check over every label of the calibrator since its activation, up to ``end`` (one read of the
-    hour/day roll-ups, whatever the calibrator's age)."""
+    roll-ups, only the labelled fine bins, whatever the calibrator's age)."""
     s, since = q.scope, reference.activated_at
     if s.calibrator_version is None or since is None or since >= end:
         return drift.Verdict("no_reference", "the confidence sequence runs per calibrator, from its activation",
                              "cs").to_dict()
-    fine = fine_from_rows(read_window(session, model=s.model, version=s.version,
-                                      calibrator_version=s.calibrator_version, start=since, end=end))
+    fine = fine_from_rows(read_labelled_bins(session, s, since, end))
     return drift.sequential_rule(fine.count, fine.confidence_sum, fine.correct_sum, alpha=q.cs_alpha,
                                  tolerance=q.tolerance, since=since.isoformat()).to_dict()
 
 
-def window_report(
-    session: Session, q: WindowQuery, start: datetime, end: datetime, reference: Reference, n_boot: int = 200
-) -> dict[str, Any]:
-    s = q.scope
-    rows = read_window(session, model=s.model, version=s.version, calibrator_version=s.calibrator_version,
+def read_rows(session: Session, scope: Scope, start: datetime, end: datetime) -> WindowRows:
+    """The window's five sums (``service.db.window_sums``: O(log) rows per bin, the stable part memoised)."""
+    return read_window(session, model=scope.model, version=scope.version, calibrator_version=scope.calibrator_version,
                        start=start, end=end)
+
+
+def window_report(
+    session: Session, q: WindowQuery, start: datetime, end: datetime, reference: Reference, n_boot: int = 200,
+    rows: WindowRows | None = None,
+) -> dict[str, Any]:
+    """The window's JSON; ``rows`` are its sums if the caller has read them already (``read_rows``)."""
+    s = q.scope
+    rows = read_rows(session, s, start, end) if rows is None else rows
     state = state_from_rows(rows, start, end)
     fine, n = state.fine, state.fine.n
     out: dict[str, Any] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session
 from service.calibration import streaming
 from service.db.series_stats import WindowsRows, read_windows
 from service.db.stats import Scope, WindowRows
+from service.db.window_sums import rows_from_sums, window_sums
 
 FINE = streaming.FINE_BINS
+ROLLED_WINDOW = timedelta(hours=1)  # windows at least this long are read from the roll-ups (``read_states``)
+STATE_TAGS = (0, 3, 4)  # labelled fine bins, predictions served, their confidence histogram
 
 
 @dataclass
@@ -81,10 +84,14 @@ def split_states(rows: WindowsRows, edges: list[datetime]) -> list[WindowState]:
 
 
 def read_states(session: Session, scope: Scope, edges: list[datetime]) -> list[WindowState]:
-    """Consecutive windows in one SQL round trip per table."""
+    """Consecutive windows: windows of an hour or more one by one from the roll-ups (O(log) rows each, the
+    stable part memoised), shorter ones in one pass over the fine buckets (one round trip per table)."""
     if len(edges) < 2:
         return []
-    return split_states(read_windows(session, scope, edges), edges)
+    if (edges[-1] - edges[0]) / (len(edges) - 1) < ROLLED_WINDOW:
+        return split_states(read_windows(session, scope, edges), edges)
+    return [state_from_rows(rows_from_sums(window_sums(session, scope, a, b, STATE_TAGS)), a, b)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def pooled(states: list[WindowState]) -> WindowState | None:

@@ -144,3 +144,46 @@ def test_the_spool_and_the_log_carry_served_blocks(database_url: str) -> None:
         assert (first.action, first.expected_cost, first.coverage_ppm) == (2, 0.5, 900_000)
         assert found[block.ids[1]][0].expected_cost is None  # abstained
     engine.dispose()
+
+
+def test_windows_from_the_rollups_equal_the_rows_exactly(database_url: str) -> None:
+    """Conformal and decision sums of many windows (minutes to weeks) read from the roll-up levels equal the
+    sums of the rows written, computed here in Python: exact, because the cost sums are on their 2^-20 grid."""
+    engine = make_engine(database_url)
+    rng = np.random.default_rng(8)
+    buckets = sorted({T0 + timedelta(minutes=int(m)) for m in rng.integers(0, 60 * 24 * 16, 300)})
+    conformal, decisions = [], []
+    for b in buckets:
+        conformal.append({**key(b), "conformal_version": int(rng.integers(1, 3)), "coverage_ppm": 900_000,
+                          "count": 3.0, "covered_sum": 2.0, "set_size_sum": 5.0})
+        decisions.append({**key(b), "cost_matrix_version": 1, "min_confidence_ppm": 0, "count": 2.0,
+                          "abstained_sum": 1.0, "accepted_correct_sum": 1.0, "costed_count": 2.0,
+                          "expected_cost_sum": float(rng.uniform(0, 3)), "realised_cost_sum": float(rng.uniform(0, 3)),
+                          "cost_gap_sq_sum": float(rng.uniform(0, 9))})
+    grid = 2.0 ** 20
+    with make_sessionmaker(engine)() as session:
+        ds.add_conformal_stats(session=session, rows=conformal)
+        ds.add_decision_stats(session=session, rows=decisions)
+        session.commit()
+        windows = [(T0 - timedelta(days=2), T0 + timedelta(days=20)),
+                   (T0 + timedelta(minutes=7), T0 + timedelta(days=9))]
+        for _ in range(20):
+            a, b = sorted(rng.integers(0, 60 * 24 * 16, 2))
+            windows.append((T0 + timedelta(minutes=int(a), seconds=13), T0 + timedelta(minutes=int(b) + 1)))
+        for start, end in windows:
+            inside = [r for r in decisions if start <= r["bucket"] < end]  # type: ignore[operator]
+            got = ds.read_decision_window(session=session, model="m", version=1, start=start, end=end)
+            if not inside:
+                assert got == []
+                continue
+            want = [sum(float(r[c]) for r in inside) for c in ("count", "abstained_sum", "accepted_correct_sum",
+                                                                 "costed_count")]
+            want += [sum(round(float(r[c]) * grid) / grid for r in inside)  # the grid, summed exactly
+                     for c in ("expected_cost_sum", "realised_cost_sum", "cost_gap_sq_sum")]
+            assert got == [ds.DecisionSums(1, 0, *want)], (start, end)
+            by_version = {v: sum(1 for r in conformal if r["conformal_version"] == v and start <= r["bucket"] < end)
+                          for v in (1, 2)}  # type: ignore[operator]
+            sets = ds.read_conformal_window(session=session, model="m", version=1, start=start, end=end,
+                                            calibrator_version=1)
+            assert sets == [ds.ConformalSums(v, 900_000, 3.0 * n, 2.0 * n, 5.0 * n) for v, n in by_version.items() if n]
+    engine.dispose()
