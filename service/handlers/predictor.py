@@ -15,13 +15,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
 import numpy as np
-import uuid_utils
 
 from service.calibration.base import softmax
 from service.db.decision_stats import ServedBlock
 from service.db.writer import PredictionBlock, PredictionWriter, SpoolFull
 from service.errors import InvalidInput, PayloadTooLarge, PredictionLogFull, ServiceError
 from service.handlers.decision_options import DecisionAsk, Served, apply_ask
+from service.handlers.ids import uuid7_strings
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.loaded import ActiveCalibration, LoadedVersion
 from service.repository.registry import Registry
@@ -145,7 +145,7 @@ class Predictor:
         class_index = probs.argmax(axis=1)
         confidence = probs[np.arange(len(probs)), class_index]
         served = apply_ask(ask, probs, loaded, serving) if ask is not None else None  # before logging: may refuse
-        ids = [str(uuid_utils.uuid7()) for _ in range(len(logits))]
+        ids = uuid7_strings(len(logits))
         try:  # durable in the local spool before any id leaves this process
             self.writer.submit(PredictionBlock(
                 loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids,
