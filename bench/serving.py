@@ -154,6 +154,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds per cell; medians shown")
     parser.add_argument("--quick", action="store_true", help="smoke run: batch 1 and 64 at c=8, 1 s, 1 round")
     parser.add_argument("--targets", help=f"comma-separated subset of {','.join(LABELS)}")
+    parser.add_argument("--cells", help="comma-separated BATCHxCONCURRENCY cells instead of the full grid, e.g. 1x8,64x8")
     parser.add_argument("--no-peers", action="store_true", help="skip MLServer (c, d)")
     parser.add_argument("--setup-peers", action="store_true",
                         help=f"create {peers.VENV.relative_to(ROOT)} (MLServer 1.7.1) and exit")
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     cells = list(QUICK_CELLS) if args.quick else [(b, c) for b in BATCHES for c in CONCURRENCY]
+    if args.cells:
+        cells = [(int(b), int(c)) for b, c in (cell.split("x") for cell in args.cells.split(","))]
     from bench.serve.postgres import ADMIN_URL, fresh_database, postgres_reachable
 
     started = time.monotonic()
