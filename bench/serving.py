@@ -62,6 +62,7 @@ TARGETS = [
     Target("f-json-pg", "(f) calibserve /v2 JSON, PostgreSQL", "calibserve-postgresql", V2, "v2"),
     Target("f-binary-pg", "(f) calibserve /v2 binary, PostgreSQL", "calibserve-postgresql", V2, "v2-binary"),
     Target("f-json-2w", "(f) calibserve /v2 JSON, SQLite, 2 workers", "calibserve-2-workers", V2, "v2"),
+    Target("e-nometrics", "(e) calibserve /v1, SQLite, request metrics off", "calibserve-no-metrics", V1, "v1"),
     Target("g-v1", "(g) --compare-tree /v1, SQLite", "compare-tree", V1, "v1"),
     Target("g-json", "(g) --compare-tree /v2 JSON, SQLite", "compare-tree", V2, "v2"),
 ]
@@ -90,11 +91,11 @@ def uvicorn_server(name: str, app: str, env: dict[str, str]) -> Server:
 
 
 def calibserve_server(name: str, database_url: str, repository: Path, workers: int = 1,
-                      tree: Path = ROOT) -> Server:
+                      tree: Path = ROOT, extra_env: dict[str, str] | None = None) -> Server:
     """``python -m service serve`` as a user starts it (it migrates the database first), from ``tree``."""
     port = free_port()
     env = {"PYTHONPATH": str(tree), "CALIBSERVE_DATABASE_URL": database_url, "CALIBSERVE_HOST": "127.0.0.1",
-           "CALIBSERVE_PORT": str(port), "CALIBSERVE_MODEL_REPOSITORY": str(repository)}
+           "CALIBSERVE_PORT": str(port), "CALIBSERVE_MODEL_REPOSITORY": str(repository), **(extra_env or {})}
     return Server(name, [sys.executable, "-m", "service", "serve", "--workers", str(workers)], "/v2/health/ready",
                   port, env=env, cwd=tree, calibserve=True)
 
@@ -112,6 +113,9 @@ def make_servers(names: set[str], work: Path, model_onnx: Path, repository: Path
         "calibserve-postgresql": lambda: calibserve_server("calibserve-postgresql", str(postgres_url), repository),
         "calibserve-2-workers": lambda: calibserve_server("calibserve-2-workers", f"sqlite:///{work / '2w.db'}",
                                                           repository, workers=2),
+        "calibserve-no-metrics": lambda: calibserve_server(
+            "calibserve-no-metrics", f"sqlite:///{work / 'nm.db'}", repository,
+            extra_env={"CALIBSERVE_REQUEST_METRICS": "false"}),
         "compare-tree": lambda: calibserve_server("compare-tree", f"sqlite:///{work / 'before.db'}", repository,
                                                   tree=Path(str(compare_tree)).resolve()),
     }
@@ -154,6 +158,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds per cell; medians shown")
     parser.add_argument("--quick", action="store_true", help="smoke run: batch 1 and 64 at c=8, 1 s, 1 round")
     parser.add_argument("--targets", help=f"comma-separated subset of {','.join(LABELS)}")
+    parser.add_argument("--cells", help="comma-separated BATCHxCONCURRENCY cells instead of the full grid "
+                                        "(e.g. 1x8,64x8; batches 1 and 64)")
     parser.add_argument("--no-peers", action="store_true", help="skip MLServer (c, d)")
     parser.add_argument("--setup-peers", action="store_true",
                         help=f"create {peers.VENV.relative_to(ROOT)} (MLServer 1.7.1) and exit")
@@ -190,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     cells = list(QUICK_CELLS) if args.quick else [(b, c) for b in BATCHES for c in CONCURRENCY]
+    if args.cells:
+        cells = [(int(b), int(c)) for b, c in (cell.split("x") for cell in args.cells.split(","))]
     from bench.serve.postgres import ADMIN_URL, fresh_database, postgres_reachable
 
     started = time.monotonic()

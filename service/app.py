@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,11 @@ from service.repository.registry import Registry
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The shipper and sync threads share the GIL with the event loop: when the loop releases it (onnxruntime, a
+# socket write) a background thread may keep it for a whole switch interval (CPython's default 5 ms) while
+# requests wait. 1 ms bounds that stall; a background batch just takes a few more hand-overs.
+GIL_SWITCH_SECONDS = 0.001
 
 
 def build_services(settings: Settings, metrics: ServiceMetrics | None = None) -> Services:
@@ -92,6 +98,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
         services = build_services(settings, metrics)
         services.registry.load_all()
         services.writer.start()

@@ -109,4 +109,8 @@ def checks(rows: list[Run], labels: dict[str, str]) -> list[str]:
                 out.append(f"SKIP  {name} (not measured)")
             else:
                 out.append(f"{_verdict(pg.rps >= 0.9 * sq.rps)}  {name}: {pg.rps / sq.rps:.2f}×")
+    on, off = get.get(("e", 1, 8)), get.get(("e-nometrics", 1, 8))
+    if on is not None and off is not None:  # issue 11 §3: what the per-request metrics cost
+        out.append(f"INFO  request metrics, /v1 batch 1: {on.cpu_us - off.cpu_us:+.0f} µs CPU/req with them on; "
+                   f"req/s off/on {off.rps / on.rps:.2f}×")
     return out

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import anyio
 import orjson
 
+from service.api.deadlines import Deadlines, Expired
 from service.errors import ClientDisconnected, InvalidInput, PayloadTooLarge, RequestTimeout, ServiceError
 from service.handlers.predictor import Rendered, WireCodec
 from service.handlers.services import Services
@@ -31,6 +31,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 V1_CODEC = V1Codec()
+BODY_DEADLINES = Deadlines()  # one timer per event loop for every request's body deadline
 
 
 def match(path: str) -> tuple[str, str, str | None] | None:
@@ -79,9 +80,8 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int, timeo
     """The raw body, refused with 413 past ``limit`` bytes (declared or streamed), and with 408 when it has
     not all arrived within ``timeout`` seconds (a trickling client must not hold a connection for ever)."""
     try:
-        with anyio.fail_after(timeout):
-            return await _receive_body(receive, headers, limit)
-    except TimeoutError:
+        return await BODY_DEADLINES.run(_receive_body(receive, headers, limit), timeout)
+    except Expired:
         raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
 
 

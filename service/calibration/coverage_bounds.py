@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 
+from service.calibration.conformal_scores import conformal_rank
+
 # scipy.special, not scipy.stats: the same functions (beta.ppf = betaincinv, binom.cdf = bdtr, norm.ppf = ndtri)
 # without importing scipy.stats into the serving process (≈ 0.5 s of start-up and tens of MiB of RSS)
-from scipy.special import bdtr, betaincinv, ndtri
-
-from service.calibration.conformal_scores import conformal_rank
+from service.calibration.lazy_special import special  # scipy.special on first use
 
 
 def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -25,8 +25,8 @@ def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float,
     if n <= 0:
         return 0.0, 1.0
     tail = (1.0 - level) / 2.0
-    lo = 0.0 if successes <= 0 else float(betaincinv(successes, n - successes + 1, tail))
-    hi = 1.0 if successes >= n else float(betaincinv(successes + 1, n - successes, 1.0 - tail))
+    lo = 0.0 if successes <= 0 else float(special().betaincinv(successes, n - successes + 1, tail))
+    hi = 1.0 if successes >= n else float(special().betaincinv(successes + 1, n - successes, 1.0 - tail))
     return lo, hi
 
 
@@ -36,7 +36,7 @@ def conditional_coverage_floor(n_cal: int, coverage: float, delta: float) -> flo
     k = conformal_rank(n_cal, coverage)
     if k > n_cal:
         return 1.0
-    return float(betaincinv(k, n_cal + 1 - k, delta))
+    return float(special().betaincinv(k, n_cal + 1 - k, delta))
 
 
 def mondrian_coverage_floor(group_sizes: list[int], coverage: float, delta: float) -> float:
@@ -53,7 +53,7 @@ def shortfall_pvalue(covered: int, n: int, reference: float) -> float:
     """One-sided exact binomial p-value of H0 "coverage ≥ reference": P(Bin(n, reference) ≤ covered)."""
     if n <= 0:
         return 1.0
-    return float(bdtr(covered, n, reference))
+    return float(special().bdtr(covered, n, reference))
 
 
 def coverage_alarm(covered: int, n: int, reference: float, *, false_alarm: float, n_min: int) -> bool:
@@ -67,6 +67,6 @@ def normal_interval(mean: float, mean_sq: float, n: int, level: float = 0.95) ->
     if n <= 1:
         return None
     var = max(mean_sq - mean * mean, 0.0) * n / (n - 1)
-    z = float(ndtri(0.5 + level / 2.0))
+    z = float(special().ndtri(0.5 + level / 2.0))
     half_width = z * math.sqrt(var / n)
     return mean - half_width, mean + half_width

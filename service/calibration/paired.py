@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import stdtrit  # scipy.stats' t.ppf, without importing scipy.stats when serving
 
 from service.calibration.base import PROB_FLOOR, FloatArray
+from service.calibration.lazy_special import special  # scipy.special on first use
 from service.calibration.sequential import stitching_boundary
 
 
@@ -64,7 +64,7 @@ def paired_interval(s: PairedSums, *, alpha: float = 0.05) -> tuple[float, float
         return (s.total / s.n if s.n else float("nan")), float("-inf"), float("inf")
     mean = s.total / s.n
     var = max((s.squares - s.n * mean * mean) / (s.n - 1), 0.0)
-    half = float(stdtrit(s.n - 1, 1 - alpha / 2)) * math.sqrt(var / s.n)
+    half = float(special().stdtrit(s.n - 1, 1 - alpha / 2)) * math.sqrt(var / s.n)
     return mean, mean - half, mean + half
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import digamma
 
 from service.calibration.base import CalibrationInputError, FloatArray
+from service.calibration.lazy_special import special  # scipy.special on first use
 
 
 def grouped_auarc(counts: ArrayLike, correct: ArrayLike) -> float:
@@ -32,7 +32,7 @@ def grouped_auarc(counts: ArrayLike, correct: ArrayLike) -> float:
     before_n = np.cumsum(n) - n
     before_c = np.cumsum(c) - c
     a = c / n
-    harmonic = digamma(before_n + n + 1.0) - digamma(before_n + 1.0)
+    harmonic = special().digamma(before_n + n + 1.0) - special().digamma(before_n + 1.0)
     return float(((before_c - before_n * a) * harmonic + c).sum() / total)
 
 

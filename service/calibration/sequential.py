@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import zeta
 
 from service.calibration.base import FloatArray
 from service.calibration.binned import bin_edges, bin_index
+from service.calibration.lazy_special import special  # scipy.special on first use
 
 SUB_GAMMA_SCALE = 1.0 / 3.0  # increments ≤ 1: sub-Poisson(1) ⊂ sub-gamma(1/3)
 
@@ -53,7 +53,7 @@ def stitching_boundary(
     if not 0.0 < alpha < 1.0 or v_min <= 0 or s <= 1 or eta <= 1 or c < 0:
         raise ValueError("need 0 < alpha < 1, v_min > 0, s > 1, eta > 1 and c ≥ 0")
     vv = np.maximum(np.asarray(v, dtype=np.float64), v_min)
-    ell = s * np.log(np.log(eta * vv / v_min)) + np.log(zeta(s) / (alpha * np.log(eta) ** s))
+    ell = s * np.log(np.log(eta * vv / v_min)) + np.log(special().zeta(s) / (alpha * np.log(eta) ** s))
     k1 = (eta**0.25 + eta**-0.25) / np.sqrt(2.0)
     k2 = (np.sqrt(eta) + 1.0) / 2.0
     return np.asarray(np.sqrt(k1**2 * vv * ell + (k2 * c * ell) ** 2) + k2 * c * ell, dtype=np.float64)

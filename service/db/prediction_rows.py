@@ -4,10 +4,10 @@ SQLite), the idempotent fallback for a block shipped twice, and telling an outag
 from __future__ import annotations
 
 import sqlite3
+import sys
 from datetime import UTC
 from typing import Any, cast
 
-import psycopg
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -77,7 +77,9 @@ def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds:
             _fast_insert(conn, _served_rows(blocks), "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
             _count(conn, blocks, None, bucket_seconds)
             return len(rows)
-    except (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError):  # raw driver paths raise raw errors
+    except Exception as exc:  # raw driver paths raise raw errors; psycopg's are known once it is loaded
+        if not isinstance(exc, (IntegrityError, sqlite3.IntegrityError, *_psycopg_errors("IntegrityError"))):
+            raise
         with engine.begin() as conn:
             insert_tags(conn, (b.tags for b in blocks))
             new = _idempotent_insert(conn, blocks)
@@ -97,4 +99,11 @@ def is_outage(exc: BaseException) -> bool:
     """A failure to retry (unreachable, restarting, locked) as opposed to a row the database refuses."""
     if isinstance(exc, DBAPIError):
         return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError)
+    return isinstance(exc, (sqlite3.OperationalError, *_psycopg_errors("OperationalError", "InterfaceError")))
+
+
+def _psycopg_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """psycopg's exception classes if a PostgreSQL engine loaded it, else none: a SQLite server never imports
+    psycopg (~20 MiB of RSS), and an error of a module nobody imported cannot occur."""
+    psycopg = sys.modules.get("psycopg")
+    return tuple(getattr(psycopg, name) for name in names) if psycopg is not None else ()

@@ -15,13 +15,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
 import numpy as np
-import uuid_utils
 
 from service.calibration.base import softmax
 from service.db.decision_stats import ServedBlock
 from service.db.writer import PredictionBlock, PredictionWriter, SpoolFull
 from service.errors import InvalidInput, PayloadTooLarge, PredictionLogFull, ServiceError
 from service.handlers.decision_options import DecisionAsk, Served, apply_ask
+from service.handlers.ids import uuid7_strings
 from service.monitoring.metrics import ServiceMetrics
 from service.repository.loaded import ActiveCalibration, LoadedVersion
 from service.repository.registry import Registry
@@ -137,15 +137,15 @@ class Predictor:
         if n > self.max_batch_rows or not self.writer.fits(n, 8 * k + 64):  # refused before it is served
             raise PayloadTooLarge(f"a request holds at most {self.max_batch_rows} rows (and what the "
                                   f"prediction log can keep); got {n}")
-        if getattr(loaded.classifier, "batching", False):  # batches form only across threads
+        if loaded.classifier.batching:  # batches form only across threads
             logits = await anyio.to_thread.run_sync(loaded.classifier.scores, rows)
         else:  # a small model runs faster inline than the ~100 µs a thread hop costs
             logits = loaded.classifier.scores(rows)
         probs = serving.calibrator.predict_proba(logits)
         class_index = probs.argmax(axis=1)
-        confidence = probs[np.arange(len(probs)), class_index]
+        confidence = probs.max(axis=1)  # the value at class_index (argmax is the first maximum)
         served = apply_ask(ask, probs, loaded, serving) if ask is not None else None  # before logging: may refuse
-        ids = [str(uuid_utils.uuid7()) for _ in range(len(logits))]
+        ids = uuid7_strings(len(logits))
         try:  # durable in the local spool before any id leaves this process
             self.writer.submit(PredictionBlock(
                 loaded.name, loaded.version, serving.calibrator_version, datetime.now(UTC), ids,

@@ -76,6 +76,22 @@ def test_a_trickled_body_gets_408_within_the_body_deadline(port: int) -> None:
         assert time.monotonic() - started < BODY_TIMEOUT + 1.5
 
 
+@pytest.mark.parametrize("path", [b"/v1/models/digits/predict", b"/v2/models/digits/infer"])
+def test_a_trickled_predict_body_gets_408_and_the_next_request_its_own_deadline(port: int, path: bytes) -> None:
+    """The fast path's deadline (``api/deadlines.py``, one timer per loop): fires within a tick of the bound,
+    and a request served after it on the same loop is not cut short by the expired one."""
+    with _connect(port) as sock:
+        sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"in")
+        started = time.monotonic()
+        status, _, body = read_response(sock)
+        waited = time.monotonic() - started
+        assert status == 408 and "did not arrive within 0.5 s" in orjson.loads(body)["error"]
+        assert BODY_TIMEOUT - 0.05 <= waited < BODY_TIMEOUT + 1.5
+    with _connect(port) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+
+
 def test_keep_alive_requests_each_get_a_fresh_head_deadline(port: int) -> None:
     with _connect(port) as sock:
         for _ in range(3):
