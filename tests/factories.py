@@ -39,3 +39,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
     out: np.ndarray = e / e.sum(axis=1, keepdims=True)
     return out
+
+
+def hand_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE with right-closed bins (m/M, (m+1)/M], the first closed at 0: written out here, independently
+    of service.calibration, as the reference for the service's ECE."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(float)
+    m = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    return float(sum(abs(correct[m == b].sum() - conf[m == b].sum()) for b in range(n_bins)) / len(conf))

@@ -34,6 +34,7 @@ from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.feedback_labels import label_index, valid_prediction_id
 from service.handlers.group_commit import GroupCommit
 from service.handlers.shadow_scoring import ShadowScoring
+from service.monitoring.bin_counters import count_bins
 from service.monitoring.decision_feedback import add_label_stats
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.slices import SliceRecorder
@@ -205,21 +206,10 @@ class FeedbackIngest:
         return prepared.results
 
     def _count_bins(self, stats: list[BucketStats]) -> None:
-        """Prometheus per-bin counters for the labels this process committed, summed per series first
-        (in multiprocess mode every inc is a locked write to a memory-mapped file)."""
-        sums: dict[tuple[str, str, str], np.ndarray] = {}
-        for s in stats:
-            model, version, cv, _bucket = s.key
-            key = (model, str(version), str(cv))
-            fine = streaming.BinStats(s.fine_count, s.fine_confidence, s.fine_correct)
-            coarse = np.stack(fine.coarse(self.counter_bins))
-            sums[key] = sums[key] + coarse if key in sums else coarse
-        m = self.metrics
-        for key, (count, confidence, correct) in sums.items():
-            for b in np.flatnonzero(count):
-                m.bin_count.labels(*key, str(b)).inc(float(count[b]))
-                m.bin_confidence.labels(*key, str(b)).inc(float(confidence[b]))
-                m.bin_correct.labels(*key, str(b)).inc(float(correct[b]))
+        """Prometheus per-bin counters for the labels this process committed."""
+        series = (((s.key[0], str(s.key[1]), str(s.key[2])),
+                   streaming.BinStats(s.fine_count, s.fine_confidence, s.fine_correct)) for s in stats)
+        count_bins(self.metrics, series, self.counter_bins)
 
 
 async def _wait(future: Future[dict[str, int]]) -> dict[str, int]:

@@ -32,6 +32,7 @@ from service.db.predictions import StoredPrediction
 from service.db.slices import add_slice_stats, admit_values
 from service.db.stats import bucket_start
 from service.db.tags import prediction_tags
+from service.monitoring.bin_counters import count_bins
 from service.monitoring.slice_metrics import SliceMetrics
 
 OTHER = "other"
@@ -127,14 +128,6 @@ class SliceRecorder:
         with self._lock:
             for mk, values in admitted.items():
                 self._admitted.setdefault(mk, {}).update(values)
-        sums: dict[tuple[str, ...], np.ndarray] = {}
-        for (model, version, cv, _bucket, key, value), s in stats.items():
-            series: tuple[str, ...] = (model, str(version), str(cv), key, value)
-            coarse = np.stack(s.coarse(self.counter_bins))
-            sums[series] = sums[series] + coarse if series in sums else coarse
-        m = self.metrics
-        for series, (count, confidence, correct) in sums.items():
-            for b in np.flatnonzero(count):
-                m.bin_count.labels(*series, str(b)).inc(float(count[b]))
-                m.bin_confidence.labels(*series, str(b)).inc(float(confidence[b]))
-                m.bin_correct.labels(*series, str(b)).inc(float(correct[b]))
+        count_bins(self.metrics, (((model, str(version), str(cv), key, value), s)
+                                  for (model, version, cv, _bucket, key, value), s in stats.items()),
+                   self.counter_bins)

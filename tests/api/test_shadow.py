@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.db import calibrators as calibrator_rows
 from service.db.predictions import find_predictions
-from tests.factories import digits, ids_of, post_labels, predict
+from tests.factories import digits, hand_ece, ids_of, post_labels, predict, softmax
 
 BASE = "/v1/admin/models/digits/versions/1/calibrators"
 
@@ -28,21 +28,8 @@ def _temperature(client, t: float, *, activate: bool = False) -> int:  # type: i
     return cv
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
-def _ece(p: np.ndarray, y: np.ndarray, m: int = 15) -> float:
-    """Equal-width (lo, hi] top-label ECE, written out independently of service.calibration."""
-    conf, pred = p.max(1), p.argmax(1)
-    total = 0.0
-    for k in range(m):
-        inside = (conf > k / m) & (conf <= (k + 1) / m)
-        if inside.any():
-            total += inside.sum() * abs((pred[inside] == y[inside]).mean() - conf[inside].mean())
-    return total / len(y)
 
 
 def test_auth_is_required(client) -> None:  # type: ignore[no-untyped-def]
@@ -117,7 +104,7 @@ def test_compare_matches_an_independent_computation(client, admin_headers) -> No
     with client.app.state.services.sessions() as session:
         stored = find_predictions(session=session, ids=ids)
     z = np.stack([stored[i].logits for i in ids]).astype(np.float64)
-    pa, ps, yy = _softmax(z / 0.6), _softmax(z / 2.0), y[:300]
+    pa, ps, yy = softmax(z / 0.6), softmax(z / 2.0), y[:300]
     rows = np.arange(300)
     d = -np.log(pa[rows, yy]) + np.log(ps[rows, yy])
     assert body["nll"]["difference"] == pytest.approx(d.mean(), rel=1e-9)
@@ -127,9 +114,9 @@ def test_compare_matches_an_independent_computation(client, admin_headers) -> No
     onehot = np.eye(10)[yy]
     brier = ((pa - onehot) ** 2).sum(1) - ((ps - onehot) ** 2).sum(1)
     assert body["brier"]["difference"] == pytest.approx(brier.mean(), rel=1e-9)
-    assert body["ece"]["active"] == pytest.approx(_ece(pa, yy), abs=1e-9)
-    assert body["ece"]["shadow"] == pytest.approx(_ece(ps, yy), abs=1e-9)
-    assert body["ece"]["difference"] == pytest.approx(_ece(pa, yy) - _ece(ps, yy), abs=1e-9)
+    assert body["ece"]["active"] == pytest.approx(hand_ece(pa, yy), abs=1e-9)
+    assert body["ece"]["shadow"] == pytest.approx(hand_ece(ps, yy), abs=1e-9)
+    assert body["ece"]["difference"] == pytest.approx(hand_ece(pa, yy) - hand_ece(ps, yy), abs=1e-9)
     assert body["ece"]["ci"] == [None, None]  # one prediction-time bucket: no bootstrap over buckets
     assert sum(b["count"] for b in body["reliability"]["active"]) == 300
     assert sum(b["count"] for b in body["reliability"]["shadow"]) == 300

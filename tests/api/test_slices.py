@@ -16,8 +16,7 @@ from sqlalchemy import create_engine, func, select
 from service.app import create_app
 from service.db.tables import CalibrationSliceBin, SliceValue
 from service.settings import Settings
-from tests.db.test_slices import hand_ece
-from tests.factories import digits, ids_of, post_labels, predict
+from tests.factories import digits, hand_ece, ids_of, post_labels, predict
 
 PATH = "/v1/models/digits/versions/1/calibration"
 

@@ -21,17 +21,12 @@ from service.db.tables import CalibrationSliceBin, CalibrationSliceBinRollup, Pr
 from service.db.tags import insert_tags, tags_id
 from service.monitoring.slice_metrics import SliceMetrics
 from service.monitoring.slices import OTHER, SliceRecorder
+from tests.factories import hand_ece
 from tests.monitoring.stored import synthetic_probs
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 
 
-def hand_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
-    """Top-label ECE with right-closed bins (m/M, (m+1)/M], the first closed at 0: written out here."""
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(float)
-    m = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-    return float(sum(abs(correct[m == b].sum() - conf[m == b].sum()) for b in range(n_bins)) / len(conf))
 
 
 def test_admission_holds_the_bound_under_concurrent_writers(database_url: str) -> None:

@@ -17,7 +17,7 @@ from service.db.tables import CalibrationTotals, ShadowEvidence, ShadowPairBin, 
 from service.handlers.services import Services
 from service.handlers.shadow import ShadowOptions
 from service.handlers.v1_codec import V1Codec
-from tests.factories import digits
+from tests.factories import digits, softmax
 
 CLIP = 2.0  # Settings.shadow_clip's default
 
@@ -47,10 +47,6 @@ def _temperature(services: Services, t: float, *, activate: bool = False) -> int
     return cv
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 def _pair_sums(services: Services) -> tuple[float, ...]:
@@ -74,7 +70,7 @@ def test_paired_sums_equal_numpy_and_sklearn_on_the_stored_logits(services: Serv
         stored = find_predictions(session=session, ids=ids)
     assert {stored[i].calibrator_version for i in ids} == {active}
     z = np.stack([stored[i].logits for i in ids]).astype(np.float64)
-    pa, ps = _softmax(z / 0.7), _softmax(z / 2.5)
+    pa, ps = softmax(z / 0.7), softmax(z / 2.5)
     rows = np.arange(len(y))
     d = -np.log(pa[rows, y]) + np.log(ps[rows, y])
     onehot = np.eye(10)[y]
