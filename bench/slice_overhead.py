@@ -25,8 +25,8 @@ import uuid_utils
 from bench.feedback_ingest import drop_database, fresh_database
 from service.app import build_services
 from service.db.migrate import upgrade
+from service.db.prediction_block import PredictionBlock
 from service.db.prediction_rows import insert_blocks
-from service.db.spool import PredictionBlock
 from service.settings import Settings
 
 KEYS = ["country", "user"]

@@ -28,8 +28,8 @@ import uuid_utils
 
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
+from service.db.prediction_block import PredictionBlock
 from service.db.prediction_rows import insert_blocks
-from service.db.spool import PredictionBlock
 from service.validation import check_tags
 
 

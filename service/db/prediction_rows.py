@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from service.db.decision_stats import SERVED_COLUMNS
-from service.db.spool import PredictionBlock
+from service.db.prediction_block import PredictionBlock
 from service.db.stats import add_prediction_counts
 from service.db.tables import Prediction
 from service.db.tags import insert_tags, tags_id

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from service.db.prediction_block import PredictionBlock, decode, encode
 from service.db.prediction_rows import insert_blocks, is_outage
-from service.db.spool import PredictionBlock, SpoolFile, SpoolFull, create_own, decode, encode, orphans
+from service.db.spool import SpoolFile, SpoolFull, create_own, orphans
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import uuid_utils
 
 from service.db import decision_stats as ds
 from service.db.engine import make_engine, make_sessionmaker
-from service.db.spool import PredictionBlock, decode, encode
+from service.db.prediction_block import PredictionBlock, decode, encode
 from service.db.tables import Prediction
 from service.db.writer import insert_blocks
 

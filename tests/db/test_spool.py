@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from service.db import spool as spool_module
-from service.db.spool import HEADER, create_own, decode, encode, orphans
+from service.db.prediction_block import decode, encode
+from service.db.spool import HEADER, create_own, orphans
 from tests.db.test_writer import block
 
 

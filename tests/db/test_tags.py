@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from service.db.engine import make_engine
 from service.db.migrate import downgrade, upgrade
+from service.db.prediction_block import PredictionBlock
 from service.db.prediction_rows import insert_blocks
-from service.db.spool import PredictionBlock
 from service.db.tables import Prediction, PredictionTags
 from service.db.tags import prediction_tags, tags_id
 

@@ -18,7 +18,7 @@ import uuid_utils
 from sqlalchemy import func, select
 
 from service.db.engine import make_engine
-from service.db.spool import PredictionBlock, decode, encode
+from service.db.prediction_block import PredictionBlock, decode, encode
 from service.db.tables import Prediction, PredictionCount
 from service.db.writer import PredictionWriter, SpoolFull, insert_blocks
 from tests.conftest import migrated_database
