@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -51,6 +52,7 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
         batch_size=settings.log_batch_size, flush_seconds=settings.log_flush_seconds,
         bucket_seconds=settings.bucket_seconds, on_written=metrics.log_written.inc,
         on_refused=metrics.log_refused.inc, on_dropped=metrics.log_dropped.inc,
+        ship_process=settings.ship_process, connect_timeout=settings.database_connect_timeout_seconds,
     )
     registry = Registry(settings.model_repository, sessions, intra_op_threads=settings.intra_op_threads,
                         inter_op_threads=settings.inter_op_threads)
@@ -108,6 +110,8 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         thread.start()
         app.state.services = services
         app.state.database_probe = DatabaseProbe(services.engine, interval=settings.database_probe_seconds)
+        gc.collect()
+        gc.freeze()  # start-up objects leave the collector's view: a full collection of them took ~75 ms
         try:
             yield
         finally:

@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(default=Path("spool"), description="Local directory of the prediction-log spool.")
     spool_max_bytes: int = Field(default=1 << 30, ge=1 << 16, description="Disk bound of the spool.")
     log_batch_size: int = 1000
-    log_flush_seconds: float = 0.05
+    log_flush_seconds: float = 0.2
+    ship_process: bool = Field(default=True, description="Ship the prediction log from a child process, off the "
+                               "serving process's GIL (off: a thread of the serving process does the inserts).")
 
     # calibration monitoring
     ece_bins: int = 15

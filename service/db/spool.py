@@ -24,6 +24,7 @@ import uuid
 import zlib
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -37,7 +38,21 @@ INDEX_COMPACT = 65_536  # shipped records kept in the in-memory index before it 
 SEGMENT_BYTES = 8 << 20  # a full segment is closed and a new one started; shipped segments are deleted
 
 
-def _records(path: Path, offset: int = 0, end: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+@dataclass(frozen=True)
+class Pending:
+    """Consecutive unshipped records of one segment file: bytes [start, end) of ``path`` hold exactly the
+    records ``seqs``, with ``rows`` rows and ``bytes`` payload bytes in all. Whoever ships them reads the file
+    itself (``read_records``): the shipper process, so the serving process never touches the payloads again."""
+
+    path: Path
+    start: int
+    end: int
+    seqs: range
+    rows: int
+    bytes: int
+
+
+def read_records(path: Path, offset: int = 0, end: int | None = None) -> Iterator[tuple[int, int, bytes]]:
     """(end offset, rows, payload) of each complete, intact record from ``offset``; stops at a torn tail."""
     with open(path, "rb") as f:
         f.seek(offset)
@@ -67,23 +82,21 @@ class SpoolFile:
         self._mutex = threading.Lock()
         self.segments = sorted(directory.glob(f"seg-{stream}-*.log"), key=_segment_number)
         self.rows = self.bytes = self.last_appended = 0
-        # (segment index, end offset) of every unshipped record, by seq: seqs are consecutive and shipped as
-        # a prefix, so two int64 arrays from ``_base`` (16 bytes a record, even for a days-long outage) and
-        # ``_head``, the first unshipped seq
+        # (segment index, end offset, rows, payload bytes) of every unshipped record, by seq: seqs are
+        # consecutive and shipped as a prefix, so four int64 arrays from ``_base`` (32 bytes a record, even for
+        # a days-long outage) and ``_head``, the first unshipped seq
         self._base = self._head = 1
         self._segment_of = array("q")
         self._end_of = array("q")
+        self._rows_of = array("q")
+        self._bytes_of = array("q")
         for index, path in enumerate(self.segments):  # an adopted stream: count what is waiting in it
-            for end, rows, payload in _records(path):
-                self.last_appended += 1
-                self._segment_of.append(index)
-                self._end_of.append(end)
-                self.rows += rows
-                self.bytes += len(payload)
+            for end, rows, payload in read_records(path):
+                self._index(index, end, rows, len(payload))
         self._cursor = (0, 0)  # (segment index, offset): everything before it is shipped
         self._fd: int | None = None
         self._size = 0
-        self.dead_rows = sum(rows for path in directory.glob("dead-*.log") for _, rows, _ in _records(path))
+        self.dead_rows = sum(rows for path in directory.glob("dead-*.log") for _, rows, _ in read_records(path))
         if writable:
             self._open_segment()
 
@@ -108,36 +121,50 @@ class SpoolFile:
                 self._open_segment()
             os.write(self._fd, record)  # one write of a whole record: in the page cache on return
             self._size += len(record)
-            self.rows += n_rows
-            self.bytes += len(payload)
-            self.last_appended += 1
-            self._segment_of.append(len(self.segments) - 1)
-            self._end_of.append(self._size)
+            self._index(len(self.segments) - 1, self._size, n_rows, len(payload))
             return self.last_appended
 
-    def read(self, max_rows: int) -> list[tuple[int, int, bytes]]:
-        """The oldest unshipped records, up to ``max_rows`` rows (at least one): (seq, rows, payload)."""
-        with self._mutex:
-            index, offset = self._cursor
-            if index >= len(self.segments):
-                return []
-            writing = self._fd is not None and index == len(self.segments) - 1
-            end = self._size if writing else None  # never past what append has finished writing
-            first_seq = self._head
-        out: list[tuple[int, int, bytes]] = []
-        total = 0
-        for seq, (_, rows, payload) in enumerate(_records(self.segments[index], offset, end), start=first_seq):
-            if out and total + rows > max_rows:
-                break
-            out.append((seq, rows, payload))
-            total += rows
-        if not out and not writing and index < len(self.segments) - 1:  # a finished segment: on to the next
-            with self._mutex:
-                self._advance_to((index + 1, 0))
-            return self.read(max_rows)
-        return out
+    def _index(self, segment: int, end: int, rows: int, n_bytes: int) -> None:
+        self.last_appended += 1
+        self._segment_of.append(segment)
+        self._end_of.append(end)
+        self._rows_of.append(rows)
+        self._bytes_of.append(n_bytes)
+        self.rows += rows
+        self.bytes += n_bytes
 
-    def delete(self, seqs: list[int], n_rows: int, n_bytes: int) -> None:
+    @property
+    def shipped_through(self) -> int:
+        """The last seq shipped (or buried): every record up to it is out of the spool."""
+        return self._head - 1
+
+    def pending(self, max_rows: int) -> Pending | None:
+        """The oldest unshipped records of one segment, up to ``max_rows`` rows (at least one record), from the
+        index alone: nothing is read from the file here."""
+        with self._mutex:
+            first = self._head - self._base
+            if first >= len(self._end_of):
+                return None
+            segment = self._segment_of[first]
+            index, offset = self._cursor
+            last, rows, n_bytes = first, self._rows_of[first], self._bytes_of[first]
+            while (last + 1 < len(self._end_of) and self._segment_of[last + 1] == segment
+                   and rows + self._rows_of[last + 1] <= max_rows):
+                last += 1
+                rows += self._rows_of[last]
+                n_bytes += self._bytes_of[last]
+            return Pending(self.segments[segment], offset if index == segment else 0, self._end_of[last],
+                           range(self._head, self._head + last - first + 1), rows, n_bytes)
+
+    def read(self, max_rows: int) -> list[tuple[int, int, bytes]]:
+        """The records ``pending`` names, with their payloads: (seq, rows, payload)."""
+        span = self.pending(max_rows)
+        if span is None:
+            return []
+        return [(seq, rows, payload) for seq, (_, rows, payload)
+                in zip(span.seqs, read_records(span.path, span.start, span.end), strict=False)]
+
+    def delete(self, seqs: range | list[int], n_rows: int, n_bytes: int) -> None:
         """Mark records shipped (a prefix of what ``read`` returned): the cursor moves past them."""
         with self._mutex:
             last = max(seqs)
@@ -145,7 +172,7 @@ class SpoolFile:
             self._head = last + 1
             if self._head - self._base > INDEX_COMPACT:  # drop the shipped prefix of the index now and then
                 cut = self._head - self._base
-                del self._segment_of[:cut], self._end_of[:cut]
+                del self._segment_of[:cut], self._end_of[:cut], self._rows_of[:cut], self._bytes_of[:cut]
                 self._base = self._head
             self.rows -= n_rows
             self.bytes -= n_bytes
@@ -154,7 +181,7 @@ class SpoolFile:
         """Move a record the database refuses for good into ``dead-<stream>.log`` (kept, counted as lost)."""
         with self._mutex:
             index, end = self._position(seq)
-        records = list(_records(self.segments[index], self._cursor[1] if self._cursor[0] == index else 0, end))
+        records = list(read_records(self.segments[index], self._cursor[1] if self._cursor[0] == index else 0, end))
         _, rows, payload = records[-1]
         with open(self.directory / f"dead-{self.stream}.log", "ab") as dead:
             dead.write(HEADER.pack(len(payload), rows, zlib.crc32(payload)) + payload)

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from service.db.prediction_block import PredictionBlock, decode, encode
-from service.db.prediction_rows import insert_blocks, is_outage
-from service.db.spool import SpoolFile, SpoolFull, create_own, orphans
+from service.db.inserters import BlockInserter, EngineInserter, ShipOutage
+from service.db.prediction_block import PredictionBlock, encode
+from service.db.prediction_rows import insert_blocks
+from service.db.ship_process import ShipProcess
+from service.db.spool import Pending, SpoolFile, SpoolFull, create_own, orphans
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,14 @@ class PredictionWriter:
         on_written: Callable[[int], None] = lambda n: None,
         on_refused: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
+        ship_process: bool = False,
+        connect_timeout: int = 5,
     ) -> None:
         self.engine = engine
+        # the database work itself: in a child process for a server (off its GIL, db/ship_process.py), or here
+        self.inserter: BlockInserter = (
+            ShipProcess(engine.url.render_as_string(hide_password=False), bucket_seconds, connect_timeout)
+            if ship_process else EngineInserter(engine, bucket_seconds))
         self.spool_dir = spool_dir
         self.max_spool_bytes = max_spool_bytes
         self.batch_size = batch_size
@@ -126,6 +134,7 @@ class PredictionWriter:
             self._stop.set()
             self._wake.set()
             self._thread.join(timeout)
+        self.inserter.close()
         for spool in (*self._adopted, *([self._own] if self._own is not None else [])):
             spool.close()
         self._adopted = []
@@ -146,8 +155,7 @@ class PredictionWriter:
                 scanned = time.monotonic()
                 self._adopted += orphans(self.spool_dir, self._spool().path)
             try:
-                while self._ship_once():
-                    pass
+                self._drain()
                 self.database_ok, backoff = True, 0.0
             except Exception:  # the database is down or failing: keep the spool, retry with backoff
                 if self.database_ok:
@@ -155,61 +163,62 @@ class PredictionWriter:
                 self.database_ok = False
                 backoff = min(max(backoff * 2, 0.1), 5.0)
 
-    def _ship_once(self) -> bool:
-        """Ship one batch from the oldest non-empty spool file; False when every file is empty."""
+    def _drain(self) -> None:
+        """Ship what was spooled before this call (adopted files first), in batches of ``batch_size`` rows,
+        then wait for the next tick or ``flush``: under load a round takes everything since the last one, not
+        a stream of tiny transactions (each costs its per-bucket upserts whatever its size)."""
         for spool in list(self._adopted):
-            if self._ship_from(spool):
-                return True
+            while self._ship_from(spool):
+                pass
             self._adopted.remove(spool)  # drained: the dead process's file goes
             spool.close()
         own = self._spool()
         target = own.last_appended  # read before the batch: an append racing with us is not claimed
-        if self._ship_from(own):
-            return True
+        while own.shipped_through < target and self._ship_from(own):
+            pass
         with self._shipped:
             self._shipped_seq = max(self._shipped_seq, target)
             self._shipped.notify_all()
-        return False
 
     def _ship_from(self, spool: SpoolFile) -> bool:
-        batch = spool.read(self.batch_size)
-        if not batch:
+        span = spool.pending(self.batch_size)
+        if span is None:
             return False
         try:
-            self._insert(spool, batch)
-        except Exception as exc:
-            if is_outage(exc):
-                raise  # keep everything, the caller backs off
-            # refused for good, perhaps by one block: isolate it so the others ship
-            if len(batch) == 1:
-                seq, n, payload = batch[0]
-                log.exception("the database refuses spooled block %d (%d rows); kept in the dead table", seq, n)
-                spool.bury(seq, n, len(payload))
-                self.dropped += n
-                self.on_dropped(n)
+            self._insert(spool, span)
+        except ShipOutage:
+            raise  # keep everything, the caller backs off
+        except Exception:  # refused for good, perhaps by one record: isolate it so the others ship
+            if len(span.seqs) == 1:
+                self._bury(spool, span)
             else:
-                for item in batch:
-                    self._ship_from_one(spool, item)
+                for _ in span.seqs:
+                    self._ship_one(spool)
         if spool is self._own:
             with self._shipped:
-                self._shipped_seq = batch[-1][0]
+                self._shipped_seq = span.seqs[-1]
                 self._shipped.notify_all()
         return True
 
-    def _ship_from_one(self, spool: SpoolFile, item: tuple[int, int, bytes]) -> None:
+    def _ship_one(self, spool: SpoolFile) -> None:
+        one = spool.pending(1)
+        assert one is not None and len(one.seqs) == 1
         try:
-            self._insert(spool, [item])
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            seq, n, payload = item
-            log.exception("the database refuses spooled block %d (%d rows); kept in the dead table", seq, n)
-            spool.bury(seq, n, len(payload))
-            self.dropped += n
-            self.on_dropped(n)
+            self._insert(spool, one)
+        except ShipOutage:
+            raise
+        except Exception:
+            self._bury(spool, one)
 
-    def _insert(self, spool: SpoolFile, batch: list[tuple[int, int, bytes]]) -> None:
-        new = insert_blocks(self.engine, [decode(payload) for _, _, payload in batch], self.bucket_seconds)
-        spool.delete([s for s, _, _ in batch], sum(n for _, n, _ in batch), sum(len(p) for _, _, p in batch))
+    def _bury(self, spool: SpoolFile, span: Pending) -> None:
+        log.exception("the database refuses spooled record %d (%d rows); kept in the dead table",
+                      span.seqs[0], span.rows)
+        spool.bury(span.seqs[0], span.rows, span.bytes)
+        self.dropped += span.rows
+        self.on_dropped(span.rows)
+
+    def _insert(self, spool: SpoolFile, span: Pending) -> None:
+        new = self.inserter.insert(span)
+        spool.delete(span.seqs, span.rows, span.bytes)
         self.written += new
         self.on_written(new)

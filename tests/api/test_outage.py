@@ -47,6 +47,7 @@ def test_database_outage_is_503_with_retry_after_and_recovers(postgres_available
         with TestClient(create_app(settings)) as client:
             x, _ = digits()
             pid = ids_of(predict(client, x[:1]))[0]
+            assert client.app.state.services.writer.flush(timeout=30)  # shipped: the row dies with the database
             before = _ready(client)
             assert before.status_code == 200 and before.json()["database"]["reachable"] is True
 

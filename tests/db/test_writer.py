@@ -18,6 +18,7 @@ import uuid_utils
 from sqlalchemy import func, select
 
 from service.db.engine import make_engine
+from service.db.inserters import EngineInserter
 from service.db.prediction_block import PredictionBlock, decode, encode
 from service.db.tables import Prediction, PredictionCount
 from service.db.writer import PredictionWriter, SpoolFull, insert_blocks
@@ -70,7 +71,7 @@ def test_rows_survive_an_outage_and_ship_after_it(database_url: str, tmp_path: P
     while writer.database_ok and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not writer.database_ok and writer.depth() == 10  # kept in the spool, nothing dropped
-    writer.engine = make_engine(database_url)  # the database is back
+    writer.inserter = EngineInserter(make_engine(database_url), 60)  # the database is back
     assert writer.flush(timeout=20)
     writer.stop()
     assert stored(database_url) == (10, 10.0) and writer.dropped == 0 and writer.depth() == 0
@@ -86,7 +87,7 @@ def test_past_the_disk_bound_predictions_are_refused_not_dropped(database_url: s
             writer.submit(block(3))
             accepted += 3
     assert writer.refused == 3 and writer.depth() == accepted and writer.saturated()
-    writer.engine = make_engine(database_url)
+    writer.inserter = EngineInserter(make_engine(database_url), 60)
     assert writer.flush(timeout=20)
     writer.stop()
     assert stored(database_url)[0] == accepted

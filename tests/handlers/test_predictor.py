@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from service.db.engine import make_engine
+from service.db.inserters import EngineInserter
 from service.db.predictions import find_predictions
 from service.errors import InvalidInput, ModelNotFound, PayloadTooLarge, PredictionLogFull, ServiceError
 from service.handlers.predictor import Rendered
@@ -92,8 +93,8 @@ def test_a_batch_over_the_row_limit_is_refused_before_it_is_served(services: Ser
 
 def test_a_full_spool_refuses_with_503_and_retry_after(services: Services) -> None:
     """No id is returned for a row the log could not keep (before: served, then dropped and counted)."""
-    services.writer.engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
-                                         connect_args={"connect_timeout": 1})  # the database is gone
+    services.writer.inserter = EngineInserter(make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
+                                                          connect_args={"connect_timeout": 1}), 60)  # gone
     services.writer.max_spool_bytes = 4000
     served = 0
     with pytest.raises(PredictionLogFull) as info:
