@@ -110,6 +110,9 @@ def settings(database_url: str, model_repository: Path) -> Settings:
         spool_dir=model_repository.parent / "spool",
         log_flush_seconds=0.01, calibrator_poll_seconds=0.2, monitor_interval_seconds=0.5,
         drift_min_labels=50, bucket_seconds=60,
+        # in-process inserts for the ASGI tests (a ship process per app costs ~1 s of start-up each); the
+        # servers of tests/e2e and tests/db/test_ship_process.py run the default, the ship process
+        ship_process=False,
     )
 
 

@@ -31,6 +31,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.header_timeout = header_timeout
         self._head_deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._in_head = False  # a request head has begun and is not complete yet
 
     def _count(self, n: int) -> None:
         self._head_bytes += n
@@ -67,12 +68,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # a head still incomplete after this read must complete in time; a head that arrived whole (nearly
+        # every request) never costs a timer (call_later and cancel were ~5 µs of each request)
+        if self._in_head and self._head_deadline is None and not self.transport.is_closing():
+            self._arm()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
-        self._arm()  # each further request on a keep-alive connection
+        self._in_head = True
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._disarm()
         super().on_headers_complete()
 

@@ -27,6 +27,8 @@ class BlockInserter(Protocol):
         """Insert the span's records in one transaction; the rows that were new."""
         ...
 
+    def start(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -46,6 +48,9 @@ class EngineInserter:
             return insert_blocks(self.engine, [decode(p) for p in payloads], self.bucket_seconds)
         except Exception as exc:
             raise (ShipOutage if is_outage(exc) else ShipRefused)(f"{type(exc).__name__}: {exc}") from exc
+
+    def start(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -39,7 +39,7 @@ OK, OUTAGE, REFUSED = 0, 1, 2
 
 
 class ShipProcess:
-    """``BlockInserter`` backed by one child process, started on first use and again after it dies."""
+    """``BlockInserter`` backed by one child process, started with the writer and again after it dies."""
 
     def __init__(self, url: str, bucket_seconds: int, connect_timeout: int = 5) -> None:
         self.url = url
@@ -52,6 +52,11 @@ class ShipProcess:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        """Start the child now (its imports take ~1 s), so the first batch does not wait for them."""
+        with self._mutex:
+            self._child()
 
     def insert(self, span: Pending) -> int:
         path = os.fsencode(span.path)

@@ -85,6 +85,7 @@ class PredictionWriter:
         if self._adopted:
             log.warning("adopting %d spool file(s) of stopped processes: %d rows to ship",
                         len(self._adopted), sum(f.rows for f in self._adopted))
+        self.inserter.start()
         self._thread.start()
 
     def submit(self, block: PredictionBlock) -> None:
