@@ -116,13 +116,15 @@ class PredictionWriter:
         predict itself has to refuse."""
         return self.spool_bytes() >= 0.9 * self.max_spool_bytes
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Block until every row spooled before this call is in the database (False on timeout)."""
+    def flush(self, timeout: float = 10.0, *, until_outage: bool = False) -> bool:
+        """Block until every row spooled before this call is in the database (False on timeout, or with
+        ``until_outage`` as soon as a shipping round has failed)."""
         target = self._spool().last_appended
         self._wake.set()
         deadline = time.monotonic() + timeout
         with self._shipped:
-            while (self._shipped_seq < target or self._adopted) and time.monotonic() < deadline:
+            while ((self._shipped_seq < target or self._adopted) and time.monotonic() < deadline
+                   and not (until_outage and not self.database_ok)):
                 self._shipped.wait(min(0.05, max(deadline - time.monotonic(), 0.0)))
                 self._wake.set()
             return self._shipped_seq >= target and not self._adopted
@@ -131,7 +133,7 @@ class PredictionWriter:
         """Graceful shutdown: ship what is spooled (bounded by ``timeout``); anything left stays on disk
         and is shipped by the next process on this spool directory."""
         if self._thread.is_alive():
-            self.flush(timeout if self.database_ok else 1.0)  # a dead database must not hold up shutdown
+            self.flush(timeout, until_outage=True)  # a dead database must not hold up shutdown
             self._stop.set()
             self._wake.set()
             self._thread.join(timeout)
