@@ -1,10 +1,11 @@
 """Server CPU per request, split by process and thread, under wrk load: where the serving CPU goes.
 
 ``python -m bench cpu_threads [--seconds 5] [--concurrency 8] [--batch 1] [--api v1|v2] [--repeat 2]
-[--database-url URL] [--set CALIBSERVE_X=value …]``
+[--database-url URL] [--set CALIBSERVE_X=value …] [--compare-tree DIR]``
 
 Starts ``python -m service serve`` on the bench model (``bench/serve/model.py``, as ``bench serving`` does) and,
-in the same run, the plain ASGI ceiling (``bench/baseline_asgi.py``); loads each with one wrk thread; reads
+in the same run, the plain ASGI ceiling (``bench/baseline_asgi.py``) and optionally another checkout's
+calibserve (``--compare-tree``, e.g. ``git archive`` of an earlier commit); loads each with one wrk thread; reads
 every thread's ``utime``/``stime`` from ``/proc/<pid>/task/<tid>/stat`` before and after, and names the
 threads with ``py-spy dump`` (CPython 3.11 gives its threads no OS names). The table is the median over
 ``--repeat`` interleaved runs, in µs of CPU per request: the event loop, the prediction-log shipper thread,
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="calibserve's database (default: a fresh SQLite file)")
     parser.add_argument("--set", action="append", default=[], metavar="CALIBSERVE_X=value",
                         help="extra environment for calibserve (e.g. CALIBSERVE_SHIP_PROCESS=false)")
+    parser.add_argument("--compare-tree", type=Path, help="another checkout, served the same way, in the same run")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="calibserve-cpu-"))
     model = build(work)
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "calibserve": (calibserve_server("calibserve", args.database_url or f"sqlite:///{work / 'c.db'}",
                                          model.repository, extra_env=extra), V1 if args.api == "v1" else V2,
                        bodies[args.api][args.batch]),
+        **({"compare tree": (calibserve_server("compare", f"sqlite:///{work / 'before.db'}", model.repository,
+                                               tree=args.compare_tree.resolve()), V1 if args.api == "v1" else V2,
+                             bodies[args.api][args.batch])} if args.compare_tree else {}),
         "plain ASGI": (uvicorn_server("asgi", "bench.baseline_asgi:app", {"BASELINE_MODEL": str(model.onnx)}), V2,
                        bodies["v2"][args.batch]),
     }
