@@ -59,3 +59,36 @@ def test_the_index_stays_small_while_a_long_backlog_drains(tmp_path: Path, monke
         own.delete([s for s, _, _ in batch], sum(n for _, n, _ in batch), sum(len(p) for _, _, p in batch))
         assert len(own._end_of) <= 10 + 7 + (100 - len(shipped))  # compacted as it goes
     assert shipped == [pid for b in blocks for pid in b.ids] and own.rows == 0
+
+
+def test_pending_spans_come_from_the_index_and_stay_within_one_segment(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the ship process is told to read: whole records of one segment, up to max_rows (at least one),
+    exactly the bytes ``read_records`` finds there, without the serving process reading the file."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 2048)
+    own = create_own(tmp_path)
+    blocks = [block(3) for _ in range(12)]
+    for b in blocks:
+        own.append(encode(b), 3)
+
+    def no_reads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pending() must not read the segment files")
+
+    shipped: list[str] = []
+    paths: set[Path] = set()
+    while True:
+        with monkeypatch.context() as m:
+            m.setattr(spool_module, "read_records", no_reads)
+            span = own.pending(7)
+        if span is None:
+            break
+        assert span.rows == 3 * len(span.seqs) and (span.rows <= 7 or len(span.seqs) == 1)
+        records = list(spool_module.read_records(span.path, span.start, span.end))
+        assert len(records) == len(span.seqs) and records[-1][0] == span.end
+        assert span.bytes == sum(len(payload) for _, _, payload in records)
+        shipped += [pid for _, _, payload in records for pid in decode(payload).ids]
+        paths.add(span.path)
+        own.delete(span.seqs, span.rows, span.bytes)
+    assert len(paths) > 2  # the records crossed segments; no span did
+    assert shipped == [pid for b in blocks for pid in b.ids] and own.rows == 0 and own.bytes == 0
+    assert own.shipped_through == 12
