@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from service.db.decision_stats import SERVED_COLUMNS
 from service.db.prediction_block import PredictionBlock
-from service.db.stats import add_prediction_counts
+from service.db.stats import Upsert, execute_upserts, prediction_count_upserts
 from service.db.tables import Prediction
 from service.db.tags import insert_tags, tags_id
 
@@ -69,13 +69,16 @@ def _idempotent_insert(conn: Connection, blocks: list[PredictionBlock]) -> set[s
 def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds: int) -> int:
     """Insert the blocks' rows and their per-bucket prediction counts in one transaction; returns the rows
     that were new. A re-shipped block (its rows already stored) falls back to the idempotent insert."""
+    # rows and statistics built before the transaction: on SQLite its write lock is every writer's
+    rows = [r for b in blocks for r in block_rows(b, engine.dialect.name == "sqlite")]
+    served = _served_rows(blocks)
+    counts = _count_upserts(blocks, None, bucket_seconds)
     try:
         with engine.begin() as conn:
-            rows = [r for b in blocks for r in block_rows(b, conn.dialect.name == "sqlite")]
             insert_tags(conn, (b.tags for b in blocks))
             _fast_insert(conn, rows)
-            _fast_insert(conn, _served_rows(blocks), "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
-            _count(conn, blocks, None, bucket_seconds)
+            _fast_insert(conn, served, "prediction_decisions", SERVED_COLUMNS)  # after (foreign key)
+            execute_upserts(conn, counts)
             return len(rows)
     except Exception as exc:  # raw driver paths raise raw errors; psycopg's are known once it is loaded
         if not isinstance(exc, (IntegrityError, sqlite3.IntegrityError, *_psycopg_errors("IntegrityError"))):
@@ -84,15 +87,16 @@ def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds:
             insert_tags(conn, (b.tags for b in blocks))
             new = _idempotent_insert(conn, blocks)
             _fast_insert(conn, _served_rows(blocks, new), "prediction_decisions", SERVED_COLUMNS)  # new rows only
-            _count(conn, blocks, new, bucket_seconds)
+            execute_upserts(conn, _count_upserts(blocks, new, bucket_seconds))
             return len(new)
 
 
-def _count(conn: Connection, blocks: list[PredictionBlock], only: set[str] | None, bucket_seconds: int) -> None:
-    add_prediction_counts(conn, [{"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version,
-                                  "created_at": b.created_at, "confidence": float(c)}
-                                 for b in blocks for pid, c in zip(b.ids, b.confidence, strict=True)
-                                 if only is None or pid in only], bucket_seconds)
+def _count_upserts(blocks: list[PredictionBlock], only: set[str] | None, bucket_seconds: int) -> list[Upsert]:
+    return prediction_count_upserts([
+        {"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version, "created_at": b.created_at,
+         "confidence": float(c)}
+        for b in blocks for pid, c in zip(b.ids, b.confidence, strict=True) if only is None or pid in only],
+        bucket_seconds)
 
 
 def is_outage(exc: BaseException) -> bool:

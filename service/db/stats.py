@@ -91,6 +91,42 @@ def _execute_upsert(conn: Connection | Session, table: str, rows: list[dict[str,
     connection.exec_driver_sql(_upsert_sql(table, dialect.paramstyle, columns, keys, sums), values)
 
 
+@dataclass(frozen=True)
+class Upsert:
+    """One additive upsert, ready to execute: the rows of one table (a fine level or a roll-up level)."""
+
+    table: str
+    rows: list[dict[str, Any]]
+    keys: tuple[str, ...]
+    sums: tuple[str, ...]
+
+
+def sum_levels(model: Any, rows: list[dict[str, Any]], keys: tuple[str, ...], sums: tuple[str, ...]) -> list[Upsert]:
+    """The upserts ``add_sums`` makes, computed without the database: a writer builds them before it takes
+    the write lock (on SQLite, one lock for every writer) and holds it only to execute them."""
+    if not rows:
+        return []
+    rollup = ROLLUPS.get(model)
+    if rollup is not None:
+        rows = quantized(rows, sums)
+    rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+    out = [Upsert(cast(Table, model.__table__).name, rows, keys, sums)]
+    if rollup is None:
+        return out
+    rollup_keys = (*ROLLUP_KEY, *keys[len(KEY):])
+    level = rows
+    for span in ROLLUP_SPANS:  # each level summed from the finer one (they nest): fewer rows at every step
+        level = rolled_up(level, keys, sums, span)
+        summed = sorted(level, key=lambda r: tuple(r[k] for k in rollup_keys))
+        out.append(Upsert(cast(Table, rollup.__table__).name, summed, rollup_keys, sums))
+    return out
+
+
+def execute_upserts(conn: Connection | Session, upserts: Iterable[Upsert]) -> None:
+    for u in upserts:
+        _execute_upsert(conn, u.table, u.rows, u.keys, u.sums)
+
+
 def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],
              sums: tuple[str, ...]) -> None:
     """Additive upsert ``INSERT … ON CONFLICT DO UPDATE SET s = s + excluded.s``: how O(bins) state merges
@@ -98,24 +134,10 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
     concurrent transactions lock rows in the same order (no deadlocks on PostgreSQL). For a per-bucket table
     the values are put on their 2^-b grid and every roll-up level gets the same sums in the same
     transaction (``service.db.rollups``)."""
-    if not rows:
-        return
-    rollup = ROLLUPS.get(model)
-    if rollup is not None:
-        rows = quantized(rows, sums)
-    rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
-    _execute_upsert(conn, cast(Table, model.__table__).name, rows, keys, sums)
-    if rollup is None:
-        return
-    rollup_keys = (*ROLLUP_KEY, *keys[len(KEY):])
-    level = rows
-    for span in ROLLUP_SPANS:  # each level summed from the finer one (they nest): fewer rows at every step
-        level = rolled_up(level, keys, sums, span)
-        summed = sorted(level, key=lambda r: tuple(r[k] for k in rollup_keys))
-        _execute_upsert(conn, cast(Table, rollup.__table__).name, summed, rollup_keys, sums)
+    execute_upserts(conn, sum_levels(model, rows, keys, sums))
 
 
-def add_prediction_counts(conn: Connection, rows: Iterable[dict[str, Any]], bucket_seconds: int) -> None:
+def prediction_count_upserts(rows: Iterable[dict[str, Any]], bucket_seconds: int) -> list[Upsert]:
     """Per bucket: predictions served (label coverage) and their confidence histogram (label-free drift)."""
     counts: dict[tuple[Any, ...], int] = defaultdict(int)
     hist: dict[tuple[Any, ...], list[float]] = defaultdict(list)
@@ -123,15 +145,19 @@ def add_prediction_counts(conn: Connection, rows: Iterable[dict[str, Any]], buck
         key = (r["model"], r["version"], r["calibrator_version"], bucket_start(r["created_at"], bucket_seconds))
         counts[key] += 1
         hist[key].append(r["confidence"])
-    add_sums(conn, PredictionCount, [dict(zip(KEY, k, strict=True), count=float(n)) for k, n in counts.items()],
-             KEY, ("count",))
     bins = []
     for key, values in hist.items():
         n, s = confidence_histogram(values)
         base = dict(zip(KEY, key, strict=True))
         bins += [{**base, "bin": int(b), "count": float(n[b]), "confidence_sum": float(s[b])}
                  for b in np.flatnonzero(n)]
-    add_sums(conn, PredictionConfidenceBin, bins, (*KEY, "bin"), ("count", "confidence_sum"))
+    return [*sum_levels(PredictionCount, [dict(zip(KEY, k, strict=True), count=float(n)) for k, n in counts.items()],
+                        KEY, ("count",)),
+            *sum_levels(PredictionConfidenceBin, bins, (*KEY, "bin"), ("count", "confidence_sum"))]
+
+
+def add_prediction_counts(conn: Connection, rows: Iterable[dict[str, Any]], bucket_seconds: int) -> None:
+    execute_upserts(conn, prediction_count_upserts(rows, bucket_seconds))
 
 
 @dataclass
@@ -150,7 +176,7 @@ class BucketStats:
     brier_sum: float
 
 
-def add_bucket_stats(session: Session, stats: list[BucketStats]) -> None:
+def bucket_stat_upserts(stats: list[BucketStats]) -> list[Upsert]:
     bins, classes, totals = [], [], []
     for s in stats:
         base = dict(zip(KEY, s.key, strict=True))
@@ -161,9 +187,13 @@ def add_bucket_stats(session: Session, stats: list[BucketStats]) -> None:
             classes.append({**base, "class_index": int(k), "bin": int(b), "count": float(s.class_count[k, b]),
                             "prob_sum": float(s.class_prob[k, b]), "label_sum": float(s.class_label[k, b])})
         totals.append({**base, "count": s.n, "nll_sum": s.nll_sum, "brier_sum": s.brier_sum})
-    add_sums(session, CalibrationBin, bins, (*KEY, "bin"), ("count", "confidence_sum", "correct_sum"))
-    add_sums(session, CalibrationClassBin, classes, (*KEY, "class_index", "bin"), ("count", "prob_sum", "label_sum"))
-    add_sums(session, CalibrationTotals, totals, KEY, ("count", "nll_sum", "brier_sum"))
+    return [*sum_levels(CalibrationBin, bins, (*KEY, "bin"), ("count", "confidence_sum", "correct_sum")),
+            *sum_levels(CalibrationClassBin, classes, (*KEY, "class_index", "bin"), ("count", "prob_sum", "label_sum")),
+            *sum_levels(CalibrationTotals, totals, KEY, ("count", "nll_sum", "brier_sum"))]
+
+
+def add_bucket_stats(session: Session, stats: list[BucketStats]) -> None:
+    execute_upserts(session, bucket_stat_upserts(stats))
 
 
 @dataclass

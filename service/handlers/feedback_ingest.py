@@ -28,7 +28,7 @@ from service.calibration import streaming
 from service.db import feedback as feedback_rows
 from service.db.engine import read_session
 from service.db.predictions import StoredPrediction, find_predictions
-from service.db.stats import BucketStats, add_bucket_stats, bucket_start
+from service.db.stats import BucketStats, bucket_start, bucket_stat_upserts, execute_upserts
 from service.db.writer import PredictionWriter
 from service.errors import InvalidInput, PayloadTooLarge
 from service.handlers.feedback_labels import label_index, valid_prediction_id
@@ -162,13 +162,20 @@ class FeedbackIngest:
             for pid, label in p.labels.items():
                 merged.setdefault(pid, label)  # arrival order: the earlier request's label is first
                 rows[pid] = p.known[pid]
+        # the statistics as if every label were new (the usual case), computed before the transaction: on SQLite
+        # the write lock is held from the first statement to the commit, and every other writer waits for it
+        stats = bucket_stats([rows[p] for p in merged], list(merged.values()), self.bucket_seconds,
+                             self.counter_bins)
+        upserts = bucket_stat_upserts(stats)
         with self.sessions() as session:
             inserted = feedback_rows.insert_new_labels(session=session, labels=merged, received_at=datetime.now(UTC))
             before = feedback_rows.stored_labels(session=session, ids=[p for p in merged if p not in inserted])
             new = [pid for pid in merged if pid in inserted]
-            stats = bucket_stats([rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds,
-                                 self.counter_bins)
-            add_bucket_stats(session, stats)
+            if len(new) < len(merged):  # duplicates or conflicts: only the new labels count
+                stats = bucket_stats([rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds,
+                                     self.counter_bins)
+                upserts = bucket_stat_upserts(stats)
+            execute_upserts(session, upserts)
             served = add_label_stats(session, [rows[p] for p in new], [merged[p] for p in new], self.bucket_seconds)
             self.slices.record(session, [rows[p] for p in new], [merged[p] for p in new])
             policy = [] if self.shadows is None else self.shadows.score(session, [rows[p] for p in new],
