@@ -1,5 +1,7 @@
 """The prediction log: a request's block is appended to the durable local spool (``db/spool.py``) before the
-response; a shipper thread copies spooled blocks into the database and deletes them once committed.
+response; a shipper thread has spooled spans inserted into the database — by the ship process
+(``db/ship_process.py``, a server's default) or in-process (``db/inserters.EngineInserter``) — and deletes them
+once committed. Each round ships what was spooled before it, then waits for the next tick or a ``flush``.
 
 What this guarantees, and how:
 - an id handed to a client is in the spool file before the response, so it survives SIGKILL of the server
