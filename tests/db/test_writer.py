@@ -133,17 +133,21 @@ def test_spooled_rows_survive_sigkill_and_the_next_process_ships_them(database_u
     assert list(tmp_path.glob("spool-*.db")) == []  # drained files are removed
 
 
-def test_a_block_the_database_refuses_for_good_is_kept_and_counted(tmp_path: Path, postgres_available: bool) -> None:
-    """PostgreSQL refuses a version beyond INTEGER: that block goes to the dead table; the others ship."""
+@pytest.mark.parametrize("ship_process", [False, True], ids=["in-process", "ship-process"])
+def test_a_block_the_database_refuses_for_good_is_kept_and_counted(tmp_path: Path, postgres_available: bool,
+                                                                   ship_process: bool) -> None:
+    """PostgreSQL refuses a version beyond INTEGER: that block goes to the dead table; the others ship (the
+    refusal is isolated the same way when the ship process reports it)."""
     with migrated_database("postgresql", tmp_path) as url:
-        writer = PredictionWriter(make_engine(url), spool_dir=tmp_path / "spool", flush_seconds=0.01)
+        writer = PredictionWriter(make_engine(url), spool_dir=tmp_path / "spool", flush_seconds=0.01,
+                                  ship_process=ship_process)
         writer.start()
         writer.submit(block(2))
         writer.submit(block(3, version=2**40))
         writer.submit(block(4))
         assert writer.flush(timeout=20)
         writer.stop()
-        assert stored(url)[0] == 6 and writer.dropped == 3
+        assert stored(url)[0] == 6 and writer.dropped == 3 and writer.depth() == 0
         restarted = PredictionWriter(make_engine(url), spool_dir=tmp_path / "spool")
         restarted.start()  # the loss stays counted across restarts (the dead rows are on disk)
         assert restarted.dropped == 3
