@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -23,6 +24,12 @@ from service.db.write_lock import WriteLock, lock_path_for, shared_lock
 SQLITE_BUSY_TIMEOUT_SECONDS = 30  # a writer waits this long for the write lock before "database is locked"
 READONLY = "readonly"  # execution option: this transaction only reads
 HOLDS_WRITE_LOCK = "calibserve_holds_write_lock"  # connection-record info key
+
+
+def sqlite_datetime_text(value: datetime) -> str:
+    """What SQLAlchemy's SQLite ``DateTime`` stores, for driver-level inserts: naive UTC text with microseconds."""
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def normalise_url(url: str) -> str:

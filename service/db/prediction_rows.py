@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from service.db.decision_stats import SERVED_COLUMNS
+from service.db.engine import sqlite_datetime_text
 from service.db.prediction_block import PredictionBlock
 from service.db.stats import Upsert, execute_upserts, prediction_count_upserts
 from service.db.tables import Prediction
@@ -24,8 +25,7 @@ COLUMNS = ("id", "model", "version", "calibrator_version", "created_at", "logits
 
 def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[Any, ...]]:
     # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
-    created: Any = (block.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-                    if sqlite_text_dates else block.created_at)
+    created: Any = sqlite_datetime_text(block.created_at) if sqlite_text_dates else block.created_at
     tags = tags_id(block.tags)  # the tags themselves: once, in prediction_tags (insert_tags)
     return [(pid, block.model, block.version, block.calibrator_version, created, block.logits[i].tobytes(),
              block.probabilities[i].tobytes(), float(block.confidence[i]), int(block.class_index[i]), tags)

@@ -45,7 +45,7 @@ class ShipProcess:
         self.url = url
         self.bucket_seconds = bucket_seconds
         self.connect_timeout = connect_timeout
-        self.started = 0  # children started so far (a test and the writer's log read it)
+        self.started = 0  # children started so far (a replaced child shows here)
         self._proc: subprocess.Popen[bytes] | None = None
         self._mutex = threading.Lock()  # one batch in flight: the protocol has no request ids
 

@@ -140,21 +140,22 @@ class SpoolFile:
 
     def pending(self, max_rows: int) -> Pending | None:
         """The oldest unshipped records of one segment, up to ``max_rows`` rows (at least one record), from the
-        index alone: nothing is read from the file here."""
+        index alone: nothing is read from the file here. Only the snapshot takes the mutex that ``append`` (the
+        request path) needs; the walk over up to ``max_rows`` entries runs without it — appends only extend the
+        arrays, and only this (shipper) thread shortens them, in ``delete``."""
         with self._mutex:
-            first = self._head - self._base
-            if first >= len(self._end_of):
-                return None
-            segment = self._segment_of[first]
+            first, count, head = self._head - self._base, len(self._end_of), self._head
             index, offset = self._cursor
-            last, rows, n_bytes = first, self._rows_of[first], self._bytes_of[first]
-            while (last + 1 < len(self._end_of) and self._segment_of[last + 1] == segment
-                   and rows + self._rows_of[last + 1] <= max_rows):
-                last += 1
-                rows += self._rows_of[last]
-                n_bytes += self._bytes_of[last]
-            return Pending(self.segments[segment], offset if index == segment else 0, self._end_of[last],
-                           range(self._head, self._head + last - first + 1), rows, n_bytes)
+        if first >= count:
+            return None
+        segment = self._segment_of[first]
+        last, rows, n_bytes = first, self._rows_of[first], self._bytes_of[first]
+        while last + 1 < count and self._segment_of[last + 1] == segment and rows + self._rows_of[last + 1] <= max_rows:
+            last += 1
+            rows += self._rows_of[last]
+            n_bytes += self._bytes_of[last]
+        return Pending(self.segments[segment], offset if index == segment else 0, self._end_of[last],
+                       range(head, head + last - first + 1), rows, n_bytes)
 
     def read(self, max_rows: int) -> list[tuple[int, int, bytes]]:
         """The records ``pending`` names, with their payloads: (seq, rows, payload)."""

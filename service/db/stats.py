@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from service.calibration.streaming import confidence_histogram
+from service.db.engine import sqlite_datetime_text
 from service.db.rollups import (
     KEY,
     ROLLUP_KEY,
@@ -65,12 +66,6 @@ def _upsert_sql(table: str, paramstyle: str, columns: tuple[str, ...], keys: tup
     return f'INSERT INTO "{table}" ({names}) VALUES ({marks}) ON CONFLICT ({conflict}) DO UPDATE SET {sets}'
 
 
-def _sqlite_text(value: datetime) -> str:
-    """What SQLAlchemy's SQLite ``DateTime`` stores: naive UTC text with microseconds."""
-    utc = value.astimezone(UTC) if value.tzinfo is not None else value
-    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
 def _execute_upsert(conn: Connection | Session, table: str, rows: list[dict[str, Any]], keys: tuple[str, ...],
                     sums: tuple[str, ...]) -> None:
     """One driver-level ``executemany`` of plain tuples. Through SQLAlchemy's compiled insert, each call cost
@@ -86,7 +81,7 @@ def _execute_upsert(conn: Connection | Session, table: str, rows: list[dict[str,
             for i, v in enumerate(values):
                 t = text_of.get(v[j])
                 if t is None:
-                    t = text_of[v[j]] = _sqlite_text(v[j])
+                    t = text_of[v[j]] = sqlite_datetime_text(v[j])
                 values[i] = (*v[:j], t, *v[j + 1:])
     connection.exec_driver_sql(_upsert_sql(table, dialect.paramstyle, columns, keys, sums), values)
 
