@@ -147,6 +147,11 @@ class CalibServe(FastAPI):
         else:
             await self.dispatch(scope, receive, send)
 
+    def direct_path(self) -> bool:
+        """Whether ``api/protocol.py`` may answer predict/infer itself: not with a per-client cap, which counts
+        ASGI requests."""
+        return self.limit is None
+
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             matched = match(scope["path"])

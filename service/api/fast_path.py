@@ -12,8 +12,8 @@ connection stays usable. The OpenAPI document describes these routes through ``o
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
+from typing import Any, TypeVar
 
 import orjson
 
@@ -29,6 +29,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Answer = tuple[int, Rendered, Mapping[str, str] | None]  # status, body, extra headers
+T = TypeVar("T")
 
 V1_CODEC = V1Codec()
 BODY_DEADLINES = Deadlines()  # one timer per event loop for every request's body deadline
@@ -54,22 +56,56 @@ async def serve_predict(services: Services, matched: tuple[str, str, str | None]
     """Answer one matched predict/infer request: one call to the predictor, its bytes or ``{"error"}``."""
     api, model, ref = matched
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    codec: WireCodec[Any] = V1_CODEC if api == "v1" else services.v2_codec
     limit, timeout = services.settings.max_body_bytes, services.settings.body_timeout_seconds
     try:
-        rendered = await services.predictor.predict(codec, model, ref,
+        rendered = await services.predictor.predict(codec_for(services, api), model, ref,
                                                     lambda: read_body(receive, headers, limit, timeout), headers)
     except ClientDisconnected:
         return
-    except ServiceError as exc:
-        await respond(send, exc.status_code, error_body(exc),
-                      {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None)
-        return
-    except Exception:
-        log.exception("unhandled error on %s", scope["path"])
-        await respond(send, 500, Rendered(orjson.dumps({"error": "internal error"})))
+    except Exception as exc:
+        await respond(send, *failure(exc, scope["path"]))
         return
     await respond(send, 200, rendered, rendered.headers)
+
+
+def answer_now(services: Services, matched: tuple[str, str, str | None], headers: Mapping[str, str],
+               body: bytes, path: str) -> Answer:
+    """The same answer, synchronously, for a body already read and a request ``Predictor.inline`` accepts:
+    the direct path of ``api/protocol.py``, which answers from the HTTP parser's callbacks."""
+    api, model, ref = matched
+
+    async def given() -> bytes:
+        return body
+
+    try:
+        rendered = run_now(services.predictor.predict(codec_for(services, api), model, ref, given, headers))
+    except Exception as exc:
+        return failure(exc, path)
+    return 200, rendered, rendered.headers
+
+
+def codec_for(services: Services, api: str) -> WireCodec[Any]:
+    return V1_CODEC if api == "v1" else services.v2_codec
+
+
+def failure(exc: Exception, path: str) -> Answer:
+    """A domain error's status and ``{"error"}`` (``Retry-After`` on 503); anything else is a complete 500."""
+    if isinstance(exc, ServiceError):
+        return (exc.status_code, error_body(exc),
+                {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None)
+    log.error("unhandled error on %s", path, exc_info=exc)
+    return 500, Rendered(orjson.dumps({"error": "internal error"})), None
+
+
+def run_now(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end, here and now (no task, no loop iteration)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("the predict coroutine suspended: this request needed the ASGI path")
 
 
 def error_body(exc: ServiceError) -> Rendered:

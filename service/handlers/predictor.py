@@ -127,6 +127,15 @@ class Predictor:
             self._child("requests", codec.endpoint, model, version, "200").inc()
         return rendered
 
+    def inline(self, model: str, ref: str | None) -> bool:
+        """Whether ``predict`` for (model, ref) runs to its end without suspending, given a body already read:
+        every version but a batching one (its rows go to a worker thread), and every request that fails to
+        resolve (answered at once)."""
+        try:
+            return not self.registry.resolve(model, ref).classifier.batching
+        except ServiceError:
+            return True
+
     async def run(self, loaded: LoadedVersion, rows: np.ndarray, tags: dict[str, Any] | None,
                   ask: DecisionAsk | None = None) -> PredictionBatch:
         """Score, calibrate, decide and log validated rows; the serving state (calibrator, conformal sets,

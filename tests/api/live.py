@@ -52,6 +52,20 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
+def read_responses(sock: socket.socket, n: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``n`` responses in a row (pipelined: one read may hold several of them)."""
+    stream = sock.makefile("rb")
+    out = []
+    for _ in range(n):
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline().decode("latin-1").strip()):
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        out.append((status, headers, stream.read(int(headers.get("content-length", "0")))))
+    return out
+
+
 def request(sock: socket.socket, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                  + body)
