@@ -1,10 +1,9 @@
 """Group commit: concurrent callers' prepared work committed in one transaction by one thread.
 
 A one-label request costs an insert, three statistics upserts and a commit (a WAL flush). Requests that
-arrive while a transaction runs are queued and committed together in the next one. The thread only
-commits: every caller validated and looked up its items before queueing, so nothing here waits, sleeps
-or parses. If the shared transaction fails, each caller's part is retried alone, so one caller's failure
-is never another caller's.
+arrive while a transaction runs are queued and handled together in the next one. A caller's own error
+(its result is an exception) reaches that caller alone; if the shared transaction fails, each caller's
+work is retried alone, so one caller's failure is never another caller's.
 """
 
 from __future__ import annotations
@@ -20,9 +19,11 @@ Result = TypeVar("Result")
 
 
 class GroupCommit(Generic[Work, Result]):
-    """``commit(works) -> results`` (one per work, in order) runs in this object's thread."""
+    """``commit(works) -> results`` (one per work, in order) runs in this object's thread; a result that is an
+    exception is raised to its caller alone."""
 
-    def __init__(self, commit: Callable[[Sequence[Work]], list[Result]], *, max_group: int, name: str) -> None:
+    def __init__(self, commit: Callable[[Sequence[Work]], list[Result | BaseException]], *, max_group: int,
+                 name: str) -> None:
         self.commit = commit
         self.max_group = max_group
         self.queue: queue.Queue[tuple[Work, Future[Result]] | None] = queue.Queue()
@@ -73,7 +74,7 @@ class GroupCommit(Generic[Work, Result]):
                 self._settle_alone(item)
             return
         for (_, future), result in zip(group, results, strict=True):
-            future.set_result(result)
+            _settle(future, result)
 
     def _settle_alone(self, item: tuple[Work, Future[Result]]) -> None:
         work, future = item
@@ -82,4 +83,11 @@ class GroupCommit(Generic[Work, Result]):
         except BaseException as exc:
             future.set_exception(exc)
             return
+        _settle(future, result)
+
+
+def _settle(future: Future[Result], result: Result | BaseException) -> None:
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
         future.set_result(result)

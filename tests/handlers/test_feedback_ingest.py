@@ -104,12 +104,28 @@ def test_statuses_in_one_request(services: Services) -> None:
     assert [r.status for r in again] == ["duplicate", "conflict"] and again[1].stored_label == 0
 
 
-def test_a_label_that_overtook_its_row_is_found_after_a_flush(services: Services) -> None:
-    """The writer has not flushed yet: the ingest flushes it in the caller's thread, not the commit thread."""
-    services.writer.flush_seconds = 30.0  # rows would sit in the queue for 30 s
+@pytest.mark.parametrize("path", ["in the caller's thread", "through the group-commit thread"])
+def test_a_label_that_overtook_its_row_is_found_after_a_flush(services: Services, path: str) -> None:
+    """The writer has not shipped yet: the ingest flushes it (once for the whole group) and looks again."""
+    services.writer.flush_seconds = 30.0  # rows would sit in the spool for 30 s
     services.writer.batch_size = 10**6
-    (pid,) = _serve(services, 1)
-    assert [r.status for r in services.feedback.submit_sync([(pid, 0)])] == ["accepted"]
+    first, second = _serve(services, 1), _serve(services, 1)
+    if path == "in the caller's thread":
+        assert [r.status for r in services.feedback.submit_sync([(first[0], 0), (second[0], 1)])] == ["accepted"] * 2
+        return
+
+    async def main() -> list[list[ItemResult]]:
+        out: list[list[ItemResult]] = [[], []]
+
+        async def one(k: int, pid: str) -> None:
+            out[k] = await services.feedback.submit([(pid, k)])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 0, first[0])
+            tg.start_soon(one, 1, second[0])
+        return out
+
+    assert [[r.status for r in rs] for rs in anyio.run(main)] == [["accepted"], ["accepted"]]
 
 
 @pytest.mark.parametrize("n", [0, 5001])

@@ -47,3 +47,26 @@ def test_stop_commits_what_is_queued() -> None:
     group.start()
     group.stop()
     assert [f.result(1) for f in futures] == [str(i) for i in range(10)] and seen == [str(i) for i in range(10)]
+
+
+def test_a_result_that_is_an_exception_reaches_its_caller_alone() -> None:
+    """A caller's own error (its validation) is its answer; the group's transaction is not retried for it."""
+    calls: list[list[str]] = []
+    gate = threading.Event()
+
+    def commit(works: Sequence[str]) -> list[str | BaseException]:
+        gate.wait(5)
+        calls.append(list(works))
+        return [ValueError(f"{w} is invalid") if w.startswith("bad") else w.upper() for w in works]
+
+    group: GroupCommit[str, str] = GroupCommit(commit, max_group=16, name="test-commit")
+    group.start()
+    first = group.submit("first")
+    futures = {w: group.submit(w) for w in ("a", "bad-1", "b")}
+    gate.set()
+    assert first.result(5) == "FIRST" and futures["a"].result(5) == "A" and futures["b"].result(5) == "B"
+    with pytest.raises(ValueError, match="bad-1 is invalid"):
+        futures["bad-1"].result(5)
+    group.stop()
+    # "first" may or may not have been taken alone before the others queued; nothing was retried alone
+    assert [w for c in calls for w in c] == ["first", "a", "bad-1", "b"]
