@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -27,9 +27,23 @@ HOLDS_WRITE_LOCK = "calibserve_holds_write_lock"  # connection-record info key
 
 
 def sqlite_datetime_text(value: datetime) -> str:
-    """What SQLAlchemy's SQLite ``DateTime`` stores, for driver-level inserts: naive UTC text with microseconds."""
-    utc = value.astimezone(UTC) if value.tzinfo is not None else value
-    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    """What SQLAlchemy's SQLite ``DateTime`` stores, for driver-level inserts: naive UTC text with microseconds.
+
+    The text up to the second is cached (the ship process formats one time per record, and records of one
+    second share it): ``isoformat`` of a converted copy cost ~6 µs a record on the bench machine, this ~2."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    second, micro = divmod((aware - _EPOCH) // _MICROSECOND, 1_000_000)
+    prefix = _SECOND_TEXT.get(second)
+    if prefix is None:
+        if len(_SECOND_TEXT) >= 256:
+            _SECOND_TEXT.clear()
+        prefix = _SECOND_TEXT[second] = (_EPOCH + timedelta(seconds=second)).replace(tzinfo=None).isoformat(sep=" ")
+    return f"{prefix}.{micro:06d}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_SECOND_TEXT: dict[int, str] = {}
 
 
 def normalise_url(url: str) -> str:

@@ -14,9 +14,12 @@ import numpy as np
 from service.db.decision_stats import ServedBlock
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PredictionBlock:
-    """The rows of one request: the same model, versions, time and tags; per-row arrays."""
+    """The rows of one request: the same model, versions, time and tags; per-row arrays.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__`` (~3 µs for these eleven), paid
+    once per request on the event loop and once per record in the ship process. Nothing mutates a block."""
 
     model: str
     version: int

@@ -3,19 +3,23 @@ SQLite), the idempotent fallback for a block shipped twice, and telling an outag
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import sys
-from datetime import UTC
+from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from service.db.decision_stats import SERVED_COLUMNS
 from service.db.engine import sqlite_datetime_text
-from service.db.prediction_block import PredictionBlock
-from service.db.stats import Upsert, execute_upserts, prediction_count_upserts
+from service.db.prediction_block import PredictionBlock, _le
+from service.db.rollups import as_utc, bucket_start
+from service.db.stats import Upsert, bucket_count_upserts, execute_upserts
 from service.db.tables import Prediction
 from service.db.tags import insert_tags, tags_id
 
@@ -27,9 +31,21 @@ def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[An
     # SQLite stores DateTime as SQLAlchemy's naive-UTC text; PostgreSQL takes the aware datetime
     created: Any = sqlite_datetime_text(block.created_at) if sqlite_text_dates else block.created_at
     tags = tags_id(block.tags)  # the tags themselves: once, in prediction_tags (insert_tags)
-    return [(pid, block.model, block.version, block.calibrator_version, created, block.logits[i].tobytes(),
-             block.probabilities[i].tobytes(), float(block.confidence[i]), int(block.class_index[i]), tags)
-            for i, pid in enumerate(block.ids)]
+    head = (block.model, block.version, block.calibrator_version, created)
+    # whole-array conversions, then plain slicing: numpy row indexing cost ~1 µs per row and array
+    return [(pid, *head, logits, probs, confidence, k, tags) for pid, logits, probs, confidence, k in zip(
+        block.ids, _row_bytes(block.logits), _row_bytes(block.probabilities), block.confidence.tolist(),
+        block.class_index.tolist(), strict=True)]
+
+
+def _row_bytes(a: np.ndarray) -> list[bytes]:
+    """Each row of an (n, K) array as its float32 little-endian bytes."""
+    raw = _le(a, "<f4")
+    n = a.shape[0]
+    if n == 1:
+        return [raw]
+    step = len(raw) // n if n else 0
+    return [raw[i * step:(i + 1) * step] for i in range(n)]
 
 
 def _fast_insert(conn: Connection, rows: list[tuple[Any, ...]], table: str = "predictions",
@@ -92,11 +108,19 @@ def insert_blocks(engine: Engine, blocks: list[PredictionBlock], bucket_seconds:
 
 
 def _count_upserts(blocks: list[PredictionBlock], only: set[str] | None, bucket_seconds: int) -> list[Upsert]:
-    return prediction_count_upserts([
-        {"model": b.model, "version": b.version, "calibrator_version": b.calibrator_version, "created_at": b.created_at,
-         "confidence": float(c)}
-        for b in blocks for pid, c in zip(b.ids, b.confidence, strict=True) if only is None or pid in only],
-        bucket_seconds)
+    """The blocks' prediction counts, grouped a block at a time (its rows share model, versions and time)."""
+    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    buckets: dict[int, datetime] = {}
+    for b in blocks:
+        second = math.floor(as_utc(b.created_at).timestamp())  # buckets are whole seconds: one per second
+        bucket = buckets.get(second)
+        if bucket is None:
+            bucket = buckets[second] = bucket_start(b.created_at, bucket_seconds)
+        confidences = b.confidence.tolist()
+        if only is not None:
+            confidences = [c for pid, c in zip(b.ids, confidences, strict=True) if pid in only]
+        groups[(b.model, b.version, b.calibrator_version, bucket)] += confidences
+    return bucket_count_upserts(groups)
 
 
 def is_outage(exc: BaseException) -> bool:

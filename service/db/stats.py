@@ -134,20 +134,24 @@ def add_sums(conn: Connection | Session, model: Any, rows: list[dict[str, Any]],
 
 def prediction_count_upserts(rows: Iterable[dict[str, Any]], bucket_seconds: int) -> list[Upsert]:
     """Per bucket: predictions served (label coverage) and their confidence histogram (label-free drift)."""
-    counts: dict[tuple[Any, ...], int] = defaultdict(int)
     hist: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in rows:
-        key = (r["model"], r["version"], r["calibrator_version"], bucket_start(r["created_at"], bucket_seconds))
-        counts[key] += 1
-        hist[key].append(r["confidence"])
+        hist[(r["model"], r["version"], r["calibrator_version"], bucket_start(r["created_at"], bucket_seconds))].append(
+            r["confidence"])
+    return bucket_count_upserts(hist)
+
+
+def bucket_count_upserts(confidences: dict[tuple[Any, ...], list[float]]) -> list[Upsert]:
+    """``prediction_count_upserts`` from the confidences already grouped by (model, version, calibrator
+    version, bucket start): how the ship process builds them, a block (not a row) at a time."""
     bins = []
-    for key, values in hist.items():
+    for key, values in confidences.items():
         n, s = confidence_histogram(values)
         base = dict(zip(KEY, key, strict=True))
         bins += [{**base, "bin": int(b), "count": float(n[b]), "confidence_sum": float(s[b])}
                  for b in np.flatnonzero(n)]
-    return [*sum_levels(PredictionCount, [dict(zip(KEY, k, strict=True), count=float(n)) for k, n in counts.items()],
-                        KEY, ("count",)),
+    counts = [dict(zip(KEY, k, strict=True), count=float(len(v))) for k, v in confidences.items() if v]
+    return [*sum_levels(PredictionCount, counts, KEY, ("count",)),
             *sum_levels(PredictionConfidenceBin, bins, (*KEY, "bin"), ("count", "confidence_sum"))]
 
 

@@ -60,7 +60,7 @@ class Decoded:
 D = TypeVar("D", bound=Decoded)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rendered:
     body: bytes
     media_type: str = "application/json"

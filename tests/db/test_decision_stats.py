@@ -3,6 +3,7 @@ add up across calls (as concurrent feedback batches would), and windows select b
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -131,7 +132,7 @@ def test_the_spool_and_the_log_carry_served_blocks(database_url: str) -> None:
     again = decode(encode(block))
     assert again.served is not None and again.served.set_mask is not None
     assert np.array_equal(again.served.set_mask, mask) and again.served.coverage == 0.9
-    assert decode(encode(PredictionBlock(**{**block.__dict__, "served": None}))).served is None
+    assert decode(encode(dataclasses.replace(block, served=None))).served is None
     engine = make_engine(database_url)
     assert insert_blocks(engine, [again], 60) == 5
     other, _ = served_block_of(3)

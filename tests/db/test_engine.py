@@ -88,3 +88,23 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_file: str) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
     engine.dispose()
+
+
+def test_sqlite_datetime_text_is_what_sqlalchemy_stores() -> None:
+    """The cached per-second text gives exactly the naive-UTC ``isoformat`` SQLAlchemy's SQLite DateTime
+    writes, for aware times in any offset and for naive (UTC) times, across centuries and leap days."""
+    import random
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from service.db.engine import sqlite_datetime_text
+
+    rng = random.Random(7)
+    times = [datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+             datetime(1, 1, 1, 0, 0, 0, 5, tzinfo=UTC) + timedelta(days=1)]
+    times += [datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(-10**16, 10**17))
+              for _ in range(5000)]
+    for t in times:
+        offset = timezone(timedelta(minutes=rng.randrange(-720, 721)))
+        for value in (t, t.astimezone(offset), t.replace(tzinfo=None)):
+            expected = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+            assert sqlite_datetime_text(value) == expected.isoformat(sep=" ", timespec="microseconds")
