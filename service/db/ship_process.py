@@ -17,6 +17,7 @@ writer: it backs off, the next batch starts a new child, and the spool keeps eve
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -131,6 +132,11 @@ def serve(bucket_seconds: int, connect_timeout: int) -> None:
     os.dup2(2, 1)  # a stray print must never corrupt the protocol
     requests = sys.stdin.buffer
     inserter = EngineInserter(make_engine(os.environ[URL_ENV], connect_timeout=connect_timeout), bucket_seconds)
+    # the modules, tables and (after the first batch) the driver's state leave the collector's view: a full
+    # collection of them paused a round by tens of ms, and a feedback request waiting on a flush with it
+    gc.collect()
+    gc.freeze()
+    frozen_after_first = False
     while True:
         try:
             start, end, count, size = SPAN.unpack(_read_exactly(requests, SPAN.size))
@@ -144,6 +150,9 @@ def serve(bucket_seconds: int, connect_timeout: int) -> None:
             status, message = OUTAGE, str(exc)
         except ShipRefused as exc:
             status, message = REFUSED, str(exc)
+        if status == OK and not frozen_after_first:
+            gc.freeze()
+            frozen_after_first = True
         encoded = message[:4000].encode()
         try:
             replies.write(REPLY.pack(status, new, len(encoded)) + encoded)
