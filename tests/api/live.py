@@ -53,17 +53,19 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def read_responses(sock: socket.socket, n: int) -> list[tuple[int, dict[str, str], bytes]]:
-    """``n`` responses in a row (pipelined: one read may hold several of them)."""
+    """``n`` responses in a row (pipelined, or an interim 100 and its answer: one read may hold several)."""
     stream = sock.makefile("rb")
-    out = []
-    for _ in range(n):
-        status = int(stream.readline().split()[1])
-        headers = {}
-        while (line := stream.readline().decode("latin-1").strip()):
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        out.append((status, headers, stream.read(int(headers.get("content-length", "0")))))
-    return out
+    return [read_from(stream) for _ in range(n)]
+
+
+def read_from(stream: Any) -> tuple[int, dict[str, str], bytes]:
+    """One response from a buffered reader over the socket (``sock.makefile("rb")``)."""
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline().decode("latin-1").strip()):
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return status, headers, stream.read(int(headers.get("content-length", "0")))
 
 
 def request(sock: socket.socket, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:

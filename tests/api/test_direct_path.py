@@ -24,7 +24,7 @@ import service.app
 from service.api.protocol import BoundedHttpToolsProtocol
 from service.app import create_app
 from service.settings import Settings
-from tests.api.live import live_server, read_response, read_responses
+from tests.api.live import live_server, read_from, read_response, read_responses
 from tests.conftest import migrated_database
 from tests.testdata.tiny_models import write_linear
 
@@ -225,6 +225,17 @@ def test_a_trickled_body_gets_408_and_the_connection_is_closed(port: int, asgi_c
     assert asgi_calls == []
 
 
+def test_a_refused_body_that_keeps_trickling_is_cut_off_at_the_body_deadline(port: int) -> None:
+    with _connect(port) as sock:
+        sock.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY * 10}\r\n\r\nxx".encode())
+        status, _, body = read_response(sock)  # refused at once, from the declared length
+        assert status == 413 and "exceeds the limit" in orjson.loads(body)["error"]
+        started = time.monotonic()
+        sock.sendall(b"x" * 100)  # the client goes on sending the refused body, slowly
+        assert sock.recv(1) == b""  # closed once the body deadline passes, no second answer
+        assert time.monotonic() - started < 2.0
+
+
 @pytest.mark.parametrize("why, path, header", [
     ("a batching model scores in a worker thread", "/v1/models/batched/predict", ""),
     ("Expect: 100-continue", PREDICT, "Expect: 100-continue"),
@@ -233,9 +244,10 @@ def test_requests_the_direct_path_must_not_take_go_to_asgi(port: int, asgi_calls
                                                            header: str) -> None:
     with _connect(port) as sock:
         sock.sendall(_post(path, _predict_body(), *([header] if header else [])))
-        status, _, body = read_response(sock)
+        stream = sock.makefile("rb")  # one buffered reader: the interim 100 and the answer may come in one read
+        status, _, body = read_from(stream)
         if status == 100:  # the interim answer to Expect, then the real one
-            status, _, body = read_response(sock)
+            status, _, body = read_from(stream)
     assert status == 200 and "predictions" in orjson.loads(body), why
     assert asgi_calls == [path], why
 
