@@ -3,10 +3,11 @@
 ``python -m bench hot_path [--compare-tree DIR] [--requests 4000] [--rounds 3]``
 
 What ``bench serving`` cannot separate on a shared machine: the app's own CPU per request. Each case runs in a
-fresh interpreter with the tree's ``PYTHONPATH``: the ASGI app (``CalibServe.dispatch``, the fast path as served)
-answers ``--requests`` requests of the bench model (``bench/serve/model.py``: LogisticRegression on digits, a
-temperature calibrator) from in-memory receive/send callables, with the shipper thread stopped; the CPU is
-``process_time`` over them. "ship" then times the shipper draining those blocks into SQLite (``thread_time``
+fresh interpreter with the tree's ``PYTHONPATH``: the direct path's answer (``fast_path.answer_now``, what
+``api/protocol.py`` calls from the parser's callbacks; in a tree without it, the ASGI fast path
+``CalibServe.dispatch``) answers ``--requests`` requests of the bench model (``bench/serve/model.py``:
+LogisticRegression on digits, a temperature calibrator) from bodies in memory, with the shipper thread stopped; the
+CPU is ``process_time`` over them. "ship" then times the shipper draining those blocks into SQLite (``thread_time``
 per row: decode, rows, insert, counts). Rounds interleave the trees; the table shows each case's minimum (the
 least disturbed by the other tenants of the machine) and the ratio to ``--compare-tree``.
 """
@@ -63,7 +64,19 @@ def one(kind: str, batch: int, requests: int) -> dict[str, float]:
     async def send(message: Any) -> None:
         sent.append(message)
 
+    import service.api.fast_path as fast_path
+
+    # this tree: the direct path as served (api/protocol.py answers from the parser's callbacks); an older
+    # tree has only the ASGI fast path
+    answer_now: Any = getattr(fast_path, "answer_now", None)
+    matched = fast_path.match(path)
+    headers = {"content-type": "application/json", "content-length": str(len(body))}
+
     async def serve(n: int) -> None:
+        if answer_now is not None:
+            for _ in range(n):
+                sent.append({"status": answer_now(services, matched, headers, body, path)[0]})
+            return
         for _ in range(n):
             await app.dispatch(scope, receive, send)
 
