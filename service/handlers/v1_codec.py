@@ -65,18 +65,17 @@ class V1Codec:
 def render_predictions(batch: PredictionBatch, top_k: int | None) -> dict[str, Any]:
     classes = batch.classes
     probs = batch.probabilities
-    order = np.argsort(-probs, axis=1)[:, :top_k] if top_k else None
-    predictions = []
-    for i, pid in enumerate(batch.prediction_ids):
-        k = int(batch.class_index[i])
-        item: dict[str, Any] = {
-            "prediction_id": pid, "label": classes[k], "class_index": k,
-            "confidence": float(batch.confidence[i]), "probabilities": probs[i],
-        }
-        if order is not None:
-            item["top_k"] = [{"label": classes[j], "class_index": int(j), "probability": float(probs[i, j])}
-                             for j in order[i]]
-        predictions.append(item)
+    # whole arrays to Python values once (numpy indexing per row and field cost ~150 µs at batch 64); float64
+    # rows serialise to the same JSON as numpy's (orjson formats both as shortest round-trip doubles)
+    rows: list[Any] = probs.tolist() if probs.dtype == np.float64 else list(probs)
+    predictions: list[dict[str, Any]] = [
+        {"prediction_id": pid, "label": classes[k], "class_index": k, "confidence": confidence, "probabilities": row}
+        for pid, k, confidence, row in zip(batch.prediction_ids, batch.class_index.tolist(),
+                                           batch.confidence.tolist(), rows, strict=True)]
+    if top_k:
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k].tolist()  # ties: the lower class first
+        for item, ranks, row in zip(predictions, order, rows, strict=True):
+            item["top_k"] = [{"label": classes[j], "class_index": j, "probability": float(row[j])} for j in ranks]
     out = {
         "model": batch.loaded.name, "model_version": batch.loaded.version,
         "calibrator_version": batch.serving.calibrator_version, "calibration_method": batch.serving.method,
