@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.calibration import streaming
 from service.db import feedback as feedback_rows
-from service.db.engine import read_session
+from service.db.engine import database_unreachable, read_session
 from service.db.predictions import StoredPrediction, find_predictions
 from service.db.stats import BucketStats, bucket_start, bucket_stat_upserts, execute_upserts
 from service.db.writer import PredictionWriter
@@ -88,7 +88,7 @@ class FeedbackIngest:
                                               counter_bins=counter_bins, metrics=metrics.slices)
         self.shadows = shadows  # shadow calibrators scored on the same labels, in the same transaction
         self._group: GroupCommit[list[tuple[Any, Any]], list[ItemResult]] = GroupCommit(
-            self._serve_group, max_group=64, name="feedback-commit")
+            self._serve_group, max_group=64, name="feedback-commit", shared=database_unreachable)
 
     def start(self) -> None:
         self._group.start()

@@ -20,11 +20,14 @@ Result = TypeVar("Result")
 
 class GroupCommit(Generic[Work, Result]):
     """``commit(works) -> results`` (one per work, in order) runs in this object's thread; a result that is an
-    exception is raised to its caller alone."""
+    exception is raised to its caller alone. ``shared(exc)`` says a failure of the whole group is everyone's
+    (an unreachable database): each caller gets it at once, instead of a retry alone that would wait for the
+    same timeout once per caller."""
 
     def __init__(self, commit: Callable[[Sequence[Work]], list[Result | BaseException]], *, max_group: int,
-                 name: str) -> None:
+                 name: str, shared: Callable[[BaseException], bool] = lambda exc: False) -> None:
         self.commit = commit
+        self.shared = shared
         self.max_group = max_group
         self.queue: queue.Queue[tuple[Work, Future[Result]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -67,8 +70,9 @@ class GroupCommit(Generic[Work, Result]):
         try:
             results = self.commit([work for work, _ in group])
         except BaseException as exc:
-            if len(group) == 1:
-                group[0][1].set_exception(exc)
+            if len(group) == 1 or self.shared(exc):
+                for _, future in group:
+                    future.set_exception(exc)
                 return
             for item in group:  # alone, each caller gets its own outcome
                 self._settle_alone(item)

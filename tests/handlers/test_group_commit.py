@@ -70,3 +70,25 @@ def test_a_result_that_is_an_exception_reaches_its_caller_alone() -> None:
     group.stop()
     # "first" may or may not have been taken alone before the others queued; nothing was retried alone
     assert [w for c in calls for w in c] == ["first", "a", "bad-1", "b"]
+
+
+def test_a_shared_failure_reaches_every_caller_at_once() -> None:
+    """An outage is everyone's: no retry alone per caller (each would wait for the same timeout again)."""
+    calls: list[list[str]] = []
+    gate = threading.Event()
+
+    def commit(works: Sequence[str]) -> list[str | BaseException]:
+        gate.wait(5)
+        calls.append(list(works))
+        raise ConnectionError("the database is unreachable")
+
+    group: GroupCommit[str, str] = GroupCommit(commit, max_group=16, name="test-commit",
+                                               shared=lambda exc: isinstance(exc, ConnectionError))
+    group.start()
+    futures = [group.submit(w) for w in ("a", "b", "c", "d")]
+    gate.set()
+    for future in futures:
+        with pytest.raises(ConnectionError):
+            future.result(5)
+    group.stop()
+    assert sorted(w for c in calls for w in c) == ["a", "b", "c", "d"]  # each attempted once: no retry alone
