@@ -141,7 +141,9 @@ class FeedbackIngest:
         known = self._lookup(list(dict.fromkeys(ids)))
         missing = [pid for pid in dict.fromkeys(ids) if pid not in known]
         if missing:  # the label may have overtaken its prediction row: flush our writer, look once more
-            self.writer.flush()
+            # (not past a failed shipping round: the whole group waits here, and those ids are then `unknown`,
+            # which a client retries)
+            self.writer.flush(until_outage=True)
             known.update(self._lookup(missing))
         return known
 
