@@ -117,6 +117,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_bytes = 0
         self._in_head = True
+        # a request has begun, so the connection is not idle: a direct answer armed the keep-alive timeout, and a
+        # request pipelined right behind it (in the same read, so no ``data_received`` cancels it) may take longer
+        self._unset_keepalive_if_required()
 
     def on_headers_complete(self) -> None:
         self._in_head = False

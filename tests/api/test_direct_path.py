@@ -181,6 +181,25 @@ def test_a_request_that_ends_its_connection_gets_connection_close(port: int, ver
     assert asgi_calls == []
 
 
+def test_a_slow_request_pipelined_behind_a_direct_answer_is_not_cut_by_the_keep_alive_timeout(
+        tmp_path: Path, asgi_calls: list[str]) -> None:
+    """The direct answer arms the idle timeout (0.3 s); the next request, already begun in the same read, takes
+    longer than that (its body arrives 0.8 s later) and must still be answered."""
+    with migrated_database("sqlite", tmp_path) as url:
+        app = create_app(_settings(tmp_path, url).model_copy(update={"body_timeout_seconds": 5.0}))
+        with live_server(app, http=BoundedHttpToolsProtocol, timeout_keep_alive=0.3, access_log=False) as p, \
+                _connect(p) as sock:
+            body = orjson.dumps({"items": [{"prediction_id": "not-a-uuid", "label": 0}]})
+            sock.sendall(_post(PREDICT, _predict_body())
+                         + f"POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                         + body[:5])
+            time.sleep(0.8)
+            sock.sendall(body[5:])
+            answers = read_responses(sock, 2)
+    assert [a[0] for a in answers] == [200, 200] and asgi_calls == []
+    assert orjson.loads(answers[1][2])["counts"] == {"invalid": 1}
+
+
 def test_an_idle_keep_alive_connection_is_closed_after_a_direct_answer(port: int) -> None:
     with _connect(port) as sock:
         sock.sendall(_post(PREDICT, _predict_body()))
