@@ -62,7 +62,8 @@ def _packer() -> msgpack.Packer:
     return packer
 
 
-def _le(a: np.ndarray, dtype: str) -> bytes:
+def le_bytes(a: np.ndarray, dtype: str) -> bytes:
+    """The array's bytes in a little-endian dtype, C order (no copy when it already is)."""
     return (a if a.dtype == dtype and a.flags.c_contiguous else np.ascontiguousarray(a, dtype=dtype)).tobytes()
 
 
@@ -75,8 +76,8 @@ def encode(block: PredictionBlock) -> bytes:
     out: bytes = _packer().pack({
         "model": block.model, "version": block.version, "cv": block.calibrator_version, **when, "ids": block.ids,
         "k": k,
-        "logits": _le(block.logits, "<f4"), "probs": _le(block.probabilities, "<f4"),
-        "conf": _le(block.confidence, "<f8"), "cls": _le(block.class_index, "<i8"), "tags": block.tags,
+        "logits": le_bytes(block.logits, "<f4"), "probs": le_bytes(block.probabilities, "<f4"),
+        "conf": le_bytes(block.confidence, "<f8"), "cls": le_bytes(block.class_index, "<i8"), "tags": block.tags,
         **({"served": _encode_served(block.served)} if block.served is not None else {}),
     })
     return out

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from service.db.decision_stats import SERVED_COLUMNS
 from service.db.engine import sqlite_datetime_text
-from service.db.prediction_block import PredictionBlock, _le
+from service.db.prediction_block import PredictionBlock, le_bytes
 from service.db.rollups import as_utc, bucket_start
 from service.db.stats import Upsert, bucket_count_upserts, execute_upserts
 from service.db.tables import Prediction
@@ -40,7 +40,7 @@ def block_rows(block: PredictionBlock, sqlite_text_dates: bool) -> list[tuple[An
 
 def _row_bytes(a: np.ndarray) -> list[bytes]:
     """Each row of an (n, K) array as its float32 little-endian bytes."""
-    raw = _le(a, "<f4")
+    raw = le_bytes(a, "<f4")
     n = a.shape[0]
     if n == 1:
         return [raw]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -49,18 +50,27 @@ def test_stop_commits_what_is_queued() -> None:
     assert [f.result(1) for f in futures] == [str(i) for i in range(10)] and seen == [str(i) for i in range(10)]
 
 
-def test_a_result_that_is_an_exception_reaches_its_caller_alone() -> None:
-    """A caller's own error (its validation) is its answer; the group's transaction is not retried for it."""
+def _gated(answer: Callable[[Sequence[str]], list[str | BaseException]],
+           **options: Any) -> tuple[GroupCommit[str, str], threading.Event, list[list[str]]]:
+    """A started group whose commits wait for ``gate`` (so submissions queue into one group), and the works of
+    each call in order."""
     calls: list[list[str]] = []
     gate = threading.Event()
 
     def commit(works: Sequence[str]) -> list[str | BaseException]:
         gate.wait(5)
         calls.append(list(works))
-        return [ValueError(f"{w} is invalid") if w.startswith("bad") else w.upper() for w in works]
+        return answer(works)
 
-    group: GroupCommit[str, str] = GroupCommit(commit, max_group=16, name="test-commit")
+    group: GroupCommit[str, str] = GroupCommit(commit, max_group=16, name="test-commit", **options)
     group.start()
+    return group, gate, calls
+
+
+def test_a_result_that_is_an_exception_reaches_its_caller_alone() -> None:
+    """A caller's own error (its validation) is its answer; the group's transaction is not retried for it."""
+    group, gate, calls = _gated(lambda works: [ValueError(f"{w} is invalid") if w.startswith("bad") else w.upper()
+                                               for w in works])
     first = group.submit("first")
     futures = {w: group.submit(w) for w in ("a", "bad-1", "b")}
     gate.set()
@@ -74,17 +84,11 @@ def test_a_result_that_is_an_exception_reaches_its_caller_alone() -> None:
 
 def test_a_shared_failure_reaches_every_caller_at_once() -> None:
     """An outage is everyone's: no retry alone per caller (each would wait for the same timeout again)."""
-    calls: list[list[str]] = []
-    gate = threading.Event()
 
-    def commit(works: Sequence[str]) -> list[str | BaseException]:
-        gate.wait(5)
-        calls.append(list(works))
+    def unreachable(works: Sequence[str]) -> list[str | BaseException]:
         raise ConnectionError("the database is unreachable")
 
-    group: GroupCommit[str, str] = GroupCommit(commit, max_group=16, name="test-commit",
-                                               shared=lambda exc: isinstance(exc, ConnectionError))
-    group.start()
+    group, gate, calls = _gated(unreachable, shared=lambda exc: isinstance(exc, ConnectionError))
     futures = [group.submit(w) for w in ("a", "b", "c", "d")]
     gate.set()
     for future in futures:
