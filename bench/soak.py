@@ -109,8 +109,33 @@ def _wrk(base: str, connections: int, seconds: int, work: Path, rate: float | No
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+WAITS = {"calibserve_event_loop_lag_seconds": "event-loop lag",
+         "calibserve_sqlite_write_lock_wait_seconds": "SQLite write-lock wait"}
+
+
+def wait_buckets(base: str) -> dict[str, dict[float, float]]:
+    """The server's own wait histograms (``/metrics``): name → {upper bound: cumulative count}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[float, float]] = {name: {} for name in WAITS}
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
+        if family.name in out:
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    out[family.name][float(sample.labels["le"])] = sample.value
+    return out
+
+
+def wait_quantile(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, float]:
+    """(observations, the upper bound of the bucket holding quantile q) of what was observed in between."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1] if counts else 0.0
+    return total, next((le for le, c in counts if total and c >= q * total), float("nan"))
+
+
 def soak(server: Server, minutes: float, clients: int, predict_load: int, work: Path,
          rate: float | None = None) -> None:
+    waits_start = wait_buckets(server.base_url)
     rss_start = rss_mib(server.pid)
     started = time.monotonic()
     rec = Recorder(started)
@@ -142,6 +167,11 @@ def soak(server: Server, minutes: float, clients: int, predict_load: int, work: 
     print(f"| all    | {' | '.join(cells)} |")
     print(f"\nerrors: {dict(rec.errors) or 0}   {rec.error_samples}")
     print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB ({rss_end - rss_start:+.1f} MiB)")
+    waits_end = wait_buckets(server.base_url)
+    for name, what in WAITS.items():  # where a request's waiting went, from the server's side
+        n, p99 = wait_quantile(waits_start[name], waits_end[name], 0.99)
+        _, p50 = wait_quantile(waits_start[name], waits_end[name], 0.5)
+        print(f"server {what}: {n:.0f} observations, p50 ≤ {p50 * 1000:g} ms, p99 ≤ {p99 * 1000:g} ms")
     if wrk_out:
         rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk_out)
         non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", wrk_out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -30,6 +32,7 @@ from service.handlers.predictor import Predictor
 from service.handlers.services import Services
 from service.handlers.shadow import ShadowCalibrators
 from service.handlers.shadow_scoring import ShadowScoring
+from service.monitoring.loop_lag import sample_loop_lag
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
@@ -44,9 +47,10 @@ GIL_SWITCH_SECONDS = 0.001
 
 
 def build_services(settings: Settings, metrics: ServiceMetrics | None = None) -> Services:
-    engine = make_engine(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds)
-    sessions = make_sessionmaker(engine)
     metrics = metrics or ServiceMetrics()
+    engine = make_engine(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds,
+                         on_write_wait=metrics.write_lock_wait.observe)
+    sessions = make_sessionmaker(engine)
     writer = PredictionWriter(
         engine, spool_dir=settings.spool_directory(), max_spool_bytes=settings.spool_max_bytes,
         batch_size=settings.log_batch_size, flush_seconds=settings.log_flush_seconds,
@@ -112,9 +116,16 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         app.state.database_probe = DatabaseProbe(services.engine, interval=settings.database_probe_seconds)
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's view: a full collection of them took ~75 ms
+        lag = (asyncio.get_running_loop().create_task(
+            sample_loop_lag(services.metrics.event_loop_lag.observe, settings.loop_lag_interval_seconds))
+            if settings.loop_lag_interval_seconds > 0 else None)
         try:
             yield
         finally:
+            if lag is not None:
+                lag.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag
             stop.set()
             thread.join(timeout=10)
             services.feedback.stop()  # commits queued labels before their callers get a 2xx

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     drift_rule: str = Field(default="ci", pattern="^(ci|sigma)$", description="Default drift rule (ci | sigma).")
     drift_reference_windows: int = Field(default=6, ge=1, le=50, description="Reference windows after activation.")
     monitor_interval_seconds: float = 15.0
+    loop_lag_interval_seconds: float = Field(
+        default=0.1, ge=0.0, description="Sample the event loop's lag this often (calibserve_event_loop_lag_seconds); "
+                                         "0 turns the sampler off.")
     default_window: str = "1h"
     # anytime-valid gap alarm (calibration.sequential): false-alarm probability over a calibrator's life
     drift_cs_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)

@@ -8,7 +8,8 @@ queue for the write lock behind the prediction writer.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,9 +56,11 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, connect_timeout: int = 5, busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS,
-                write_lock_timeout: float | None = None, **kwargs: Any) -> Engine:
+                write_lock_timeout: float | None = None, on_write_wait: Callable[[float], None] | None = None,
+                **kwargs: Any) -> Engine:
     """``busy_timeout`` / ``write_lock_timeout`` (SQLite only): how long a writer waits for SQLite's lock and
-    for our writer queue (default: the busy timeout) before "database is locked"."""
+    for our writer queue (default: the busy timeout) before "database is locked". ``on_write_wait`` (SQLite
+    only) gets each writer's wait for its turn, in seconds: the lock starvation a metric should show."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         # timeout is pysqlite's busy timeout: writers wait for the lock instead of failing at once
@@ -78,7 +81,7 @@ def make_engine(url: str, *, connect_timeout: int = 5, busy_timeout: float = SQL
             cur.close()
 
         _sqlite_transactions(engine, shared_lock(lock_path_for(make_url(url).database)),
-                             busy_timeout if write_lock_timeout is None else write_lock_timeout)
+                             busy_timeout if write_lock_timeout is None else write_lock_timeout, on_write_wait)
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
@@ -89,7 +92,8 @@ def make_engine(url: str, *, connect_timeout: int = 5, busy_timeout: float = SQL
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
-def _sqlite_transactions(engine: Engine, lock: WriteLock, timeout: float) -> None:
+def _sqlite_transactions(engine: Engine, lock: WriteLock, timeout: float,
+                         on_write_wait: Callable[[float], None] | None = None) -> None:
     """Readers: a deferred ``BEGIN``. Writers: ``lock``, then ``BEGIN IMMEDIATE``; the lock goes back once
     the DBAPI commit or rollback has run (the pool's reset-on-return rollback included), so the next writer
     never meets SQLITE_BUSY and never sleeps in SQLite's busy handler."""
@@ -105,10 +109,14 @@ def _sqlite_transactions(engine: Engine, lock: WriteLock, timeout: float) -> Non
             conn.exec_driver_sql("BEGIN")
             return
         info = conn.connection.record_info
+        started = time.perf_counter()
         try:
             lock.acquire(timeout)
         except sqlite3.OperationalError as exc:  # as if SQLite had said it: a retryable outage, not a bug
             raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        finally:
+            if on_write_wait is not None:
+                on_write_wait(time.perf_counter() - started)
         info[HOLDS_WRITE_LOCK] = True
         try:
             # IMMEDIATE takes SQLite's write lock up front: a deferred transaction that reads and then

@@ -23,6 +23,7 @@ from service.monitoring.decision_metrics import DecisionMetrics
 from service.monitoring.slice_metrics import SliceMetrics
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def multiprocess_enabled() -> bool:
@@ -130,6 +131,18 @@ class ServiceMetrics:
         )
         self.decisions = DecisionMetrics(r)  # conformal sets and decisions (their own module)
         self.slices = SliceMetrics(r)  # per-slice bins, configured keys only (monitoring.slice_metrics)
+        # where a request's time goes when nothing in it is slow: waiting for the event loop (busy with other
+        # requests) and, on SQLite, for the one writer's turn (the lock starvation docs/reliability.md measures)
+        self.event_loop_lag = Histogram(
+            "calibserve_event_loop_lag_seconds",
+            "How late the event loop ran a timer that was due: what any request waits for its next step.",
+            buckets=WAIT_BUCKETS, registry=r,
+        )
+        self.write_lock_wait = Histogram(
+            "calibserve_sqlite_write_lock_wait_seconds",
+            "How long an SQLite writer of this process waited for its turn at the write lock.",
+            buckets=WAIT_BUCKETS, registry=r,
+        )
         self.admin_auth_failures = Counter(
             "calibserve_admin_auth_failures_total", "Rejected admin requests.", ["reason"], registry=r
         )

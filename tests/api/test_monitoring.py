@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from service.settings import Settings
 from tests.factories import digits, ids_of, post_labels, predict
 
 PATH = "/v1/models/digits/versions/1/calibration"
@@ -119,3 +121,21 @@ def test_classwise_view_has_one_reliability_diagram_per_class(client: Any) -> No
     assert "classwise_reliability" not in client.get(PATH, params={"window": "1h"}).json()
     bad = client.get(PATH, params={"view": "everything"})
     assert bad.status_code == 400 and "view must be one of summary, classwise" in bad.json()["error"]
+
+
+def test_metrics_show_event_loop_lag_and_on_sqlite_the_write_lock_waits(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    x, y = digits()
+    with TestClient(create_app(settings.model_copy(update={"loop_lag_interval_seconds": 0.01}))) as client:
+        body = predict(client, x[:20])
+        post_labels(client, ids_of(body), y[:20].tolist())  # a feedback commit: one SQLite write
+        time.sleep(0.2)  # ~20 lag samples
+        text = client.get("/metrics").text
+    counts = {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.endswith(tuple("0123456789")) and "_count" in line.split(" ")[0]}
+    assert counts["calibserve_event_loop_lag_seconds_count"] >= 5
+    waits = counts["calibserve_sqlite_write_lock_wait_seconds_count"]
+    assert waits >= 1 if settings.database_url.startswith("sqlite") else waits == 0

@@ -108,3 +108,33 @@ def test_sqlite_datetime_text_is_what_sqlalchemy_stores() -> None:
         for value in (t, t.astimezone(offset), t.replace(tzinfo=None)):
             expected = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
             assert sqlite_datetime_text(value) == expected.isoformat(sep=" ", timespec="microseconds")
+
+
+def test_sqlite_writers_report_their_wait_for_the_write_lock_and_readers_report_none(sqlite_file: str) -> None:
+    waits: list[float] = []
+    holder = make_sessionmaker(make_engine(sqlite_file))  # the same file: the same process-wide writer queue
+    sessions = make_sessionmaker(make_engine(sqlite_file, on_write_wait=waits.append))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder() as session:
+            session.execute(text(INSERT.format("h", "x", 1)))
+            held.set()
+            release.wait(10)
+            session.commit()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(10)
+    threading.Timer(0.3, release.set).start()
+    with sessions() as session:  # waits its turn behind the holder's transaction
+        session.execute(text(INSERT.format("w", "y", 2)))
+        session.commit()
+    thread.join(10)
+    with read_session(sessions) as session:
+        assert session.execute(text("SELECT count(*) FROM aliases")).scalar_one() == 2
+    with sessions() as session:  # nobody else writing now: its turn comes at once
+        session.execute(text(INSERT.format("w", "z", 3)))
+        session.commit()
+    assert len(waits) == 2, waits  # one per write transaction, none for the read
+    assert 0.2 <= waits[0] < 5.0 and waits[1] < 0.1, waits
