@@ -27,12 +27,12 @@ demo: $(STAMP)
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service bench
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -36,6 +36,7 @@ def main(argv: list[str]) -> int:
         for name, doc in sorted(benches.items()):
             print(f"  {name:22s} {doc}")
         return 0
+    runs: list[tuple[str, list[str]]]
     if argv == ["all"]:
         runs = [(name, []) for name in sorted(benches) if name not in NOT_IN_ALL]
     else:

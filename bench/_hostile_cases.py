@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ class Case:
     expected: int
     params: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
-    headers: dict[str, str | bytes] = field(default_factory=dict)  # bytes: sent as they are (UTF-8)
+    headers: Mapping[str, str | bytes] = field(default_factory=dict)  # bytes: sent as they are (UTF-8)
     admin: bool = False  # send the admin bearer token
 
 

@@ -50,7 +50,8 @@ def repeat_call(loops: int, fn: Callable[..., object], *args: object) -> None:
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def netcal_ts() -> object:

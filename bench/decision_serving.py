@@ -27,7 +27,7 @@ from bench.serve import wrk as wrk_run
 from bench.serving import calibserve_server
 
 BATCHES = (1, 64)
-VARIANTS = {
+VARIANTS: dict[str, dict[str, object]] = {
     "plain predict": {},
     "+ coverage 0.9": {"coverage": 0.9},
     "+ min_confidence 0.7": {"min_confidence": 0.7},
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print("training the digits demo model …", flush=True)
             train(repository)
         (work / "post.lua").write_text(wrk_run.LUA)
-        bodies = {}
+        bodies: dict[tuple[str, int], tuple[Path, str, str]] = {}
         for b in BATCHES:
             for name, extra in VARIANTS.items():
                 path = work / f"{len(bodies)}.json"

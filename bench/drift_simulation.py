@@ -167,8 +167,11 @@ def describe(values: list[float]) -> tuple[str, str, float]:
     done = np.isfinite(arr)
     median = float(np.quantile(arr, 0.5, method="inverted_cdf"))  # no interpolation: delays may be inf
     p90 = float(np.quantile(arr, 0.9, method="inverted_cdf"))
-    fmt = lambda v: "never" if not np.isfinite(v) else f"{v:.0f}"  # noqa: E731
-    return fmt(median), fmt(p90), float(np.mean(done & (arr <= 1000)))
+    return _delay_text(median), _delay_text(p90), float(np.mean(done & (arr <= 1000)))
+
+
+def _delay_text(v: float) -> str:
+    return "never" if not np.isfinite(v) else f"{v:.0f}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -292,9 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         ("GET /v2/health/live (HTTP floor, wrk c=32)", None, live[0], live[1], live[2], "", "1.00× live"),
     ]
     for label, lps, rps, p50, p99, cpu, ratio in rows:
-        fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
-        print(f"{label:52s} {fmt(lps, ',.0f'):>9s} {fmt(rps, ',.0f'):>8s} {fmt(p50, '.1f'):>7s} "
-              f"{fmt(p99, '.1f'):>7s} {cpu:>13s} {ratio:>12s}")
+        print(f"{label:52s} {_cell(lps, ',.0f'):>9s} {_cell(rps, ',.0f'):>8s} {_cell(p50, '.1f'):>7s} "
+              f"{_cell(p99, '.1f'):>7s} {cpu:>13s} {ratio:>12s}")
     print(f"(labels accepted during the runs: {batch_n:,} batched, {single_n:,} single — each counted once)")
     print(f"\ntarget ≥ 20,000 labels/s in batches of 1,000: {'PASS' if batch_labels >= 20_000 else 'FAIL'} "
           f"({batch_labels / 20_000:.2f}× target);  target ≥ 1,000 single-label requests/s: "
@@ -307,6 +306,10 @@ def httpx_free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
 
 
 if __name__ == "__main__":

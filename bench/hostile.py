@@ -206,7 +206,9 @@ def run(server: Server) -> list[tuple[str, int, int, bool]]:
         pid = client.post("/v1/models/digits/predict", json={"instances": [ROW]}).json()["predictions"][0][
             "prediction_id"]
         for case in hostile_cases(pid):
-            headers = dict(case.headers) | ({"authorization": f"Bearer {TOKEN}"} if case.admin else {})
+            given = {**case.headers, **({"authorization": f"Bearer {TOKEN}"} if case.admin else {})}
+            # as httpx itself sends them: str values as ASCII, bytes as they are
+            headers = {k.encode("ascii"): v if isinstance(v, bytes) else v.encode("ascii") for k, v in given.items()}
             try:
                 status = client.request(case.method, case.path, params=case.params, content=case.body,
                                         headers=headers).status_code

@@ -45,6 +45,7 @@ def run_contract(base_url: str, *, headers: dict[str, str], examples: int, auth:
     served model and version pinned, so generated query strings and bodies reach the handlers."""
     import schemathesis
     from schemathesis.checks import not_a_server_error
+    from schemathesis.core.result import Err
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         response_schema_conformance,
@@ -52,11 +53,12 @@ def run_contract(base_url: str, *, headers: dict[str, str], examples: int, auth:
     )
 
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-    if not include_fast_path:
-        schema = schema.exclude(path_regex=FAST_PATH)
+    loaded = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    schema = loaded if include_fast_path else loaded.exclude(path_regex=FAST_PATH)
     results = []
     for item in schema.get_all_operations():
+        if isinstance(item, Err):  # an operation the schema cannot describe: the contract itself is broken
+            raise item.err()
         operation = item.ok()
         pins: list[dict[str, str]] = [{}] + ([PIN] if "{model}" in operation.path else [])
         for pin in pins:

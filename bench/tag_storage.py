@@ -66,6 +66,7 @@ def measure(layout: str, blocks: list[PredictionBlock], work: Path) -> int:
     if layout == "before":  # the pre-0006 shipper: a JSON copy of the tags in every row
         with engine.begin() as conn:
             dbapi = conn.connection.driver_connection
+            assert dbapi is not None
             for b in blocks:
                 created = b.created_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
                 dbapi.executemany(

@@ -55,7 +55,8 @@ Rows = list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]]  # (table, colum
 def grid(x: np.ndarray, column: str) -> np.ndarray:
     """The service's 2^-b grid (service.db.stats.QUANTUM_BITS): sums of such values add exactly."""
     bits = QUANTUM_BITS[column]
-    return np.ldexp(np.rint(np.ldexp(x, bits)), -bits)
+    out: np.ndarray = np.ldexp(np.rint(np.ldexp(x, bits)), -bits)
+    return out
 
 
 def day_arrays(n: int, minutes: int, pool: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -155,7 +156,7 @@ def load(engine: Engine, chunks: Iterator[Rows]) -> tuple[int, int]:
                     continue
                 name = table.__tablename__
                 if engine.dialect.name == "postgresql":
-                    with cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                    with cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
                         for r in rows:
                             copy.write_row(r)
                 else:  # SQLAlchemy's SQLite datetime storage format
@@ -259,7 +260,7 @@ def run(url: str, model_dir: Path, end: datetime, windows: list[str], repeats: i
     out = []
     for window in windows:
         start = end - WINDOWS[window]
-        kw = {"model": "digits", "version": 1, "calibrator_version": 1, "start": start, "end": end}
+        kw: dict[str, Any] = {"model": "digits", "version": 1, "calibrator_version": 1, "start": start, "end": end}
         clear_memo()
         with services.sessions() as session:
             fine_rows, cold_rows, warm_rows = (read_window(session, rollups=False, **kw), read_window(session, **kw),
