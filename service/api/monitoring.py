@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
 from service.api.openapi import errors
-from service.api.schemas import CalibrationWindow, CalibratorHistory, LabelShift
+from service.api.schemas import CalibratorHistory
+from service.api.window_schemas import CalibrationWindow, LabelShift
 from service.handlers.calibration_window import CalibrationParams, calibration_report, resolve_version
 from service.handlers.label_shift import label_shift_report
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from service.api.schemas import ReliabilityBin
+from service.api.window_schemas import ReliabilityBin
 
 
 class ShadowEvidence(BaseModel):

@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.calibration import streaming
+from service.calibration.classwise_stats import ClasswiseStats
 from service.db import feedback as feedback_rows
 from service.db.engine import database_unreachable, read_session
 from service.db.predictions import StoredPrediction, find_predictions
@@ -266,7 +267,7 @@ def bucket_stats(rows: list[StoredPrediction], labels: list[int], bucket_seconds
         probs = np.stack([rows[i].probabilities for i in idx]).astype(np.float64)
         y = np.asarray([labels[i] for i in idx])
         fine = streaming.BinStats.from_predictions(probs, y)
-        cls = streaming.ClasswiseStats.from_predictions(probs, y, n_bins=class_bins)
+        cls = ClasswiseStats.from_predictions(probs, y, n_bins=class_bins)
         out.append(BucketStats(key, fine.count, fine.confidence_sum, fine.correct_sum, cls.count, cls.prob_sum,
                                cls.label_sum, float(len(idx)), float(fine.nll_sum), float(fine.brier_sum)))
     return out

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.calibration import streaming
+from service.calibration.classwise_stats import ClasswiseStats
 from service.db.stats import Scope, WindowRows
 from service.db.window_sums import read_labelled_bins, read_window
 from service.monitoring import drift, shift
@@ -129,7 +130,7 @@ def window_report(
     return out
 
 
-def classwise_reliability(cls: streaming.ClasswiseStats) -> list[dict[str, Any]]:
+def classwise_reliability(cls: ClasswiseStats) -> list[dict[str, Any]]:
     """Per class k, the reliability diagram of q_k (the predicted probability of class k, not just the top
     label's): per equal-width bin, count, mean q_k and the frequency of y = k (Kull et al. 2019, classwise
     calibration). Bins are the stored ``ece_bins``."""

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.calibration import streaming
+from service.calibration.classwise_stats import ClasswiseStats
 from service.db.series_stats import WindowsRows, read_windows
 from service.db.stats import Scope, WindowRows
 from service.db.window_sums import rows_from_sums, window_sums
@@ -45,10 +46,10 @@ def fine_from_rows(rows: WindowRows) -> streaming.BinStats:
     return fine
 
 
-def classwise_from_rows(rows: WindowRows, n_classes: int, n_bins: int) -> streaming.ClasswiseStats:
+def classwise_from_rows(rows: WindowRows, n_classes: int, n_bins: int) -> ClasswiseStats:
     """The (K, M) class-wise table; stored with the service's ``ece_bins``, so M must match it."""
     k = max([n_classes, *[c + 1 for c, *_ in rows.classes]])
-    cls = streaming.ClasswiseStats.empty(k, n_bins)
+    cls = ClasswiseStats.empty(k, n_bins)
     for c, b, n, prob, label in rows.classes:
         cls.count[c, b] += n
         cls.prob_sum[c, b] += prob

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from service.calibration import CalibrationInputError, metrics, streaming
-from service.calibration.streaming import FINE_BINS, BinStats, ClasswiseStats
+from service.calibration.streaming import FINE_BINS, BinStats
 from tests.calibration.factories import random_probs
 
 DIVISORS = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 25, 30, 50, 60, 75, 100, 150, 300]
@@ -132,8 +132,6 @@ def test_json_round_trip() -> None:
     stats = BinStats.from_predictions(p, y)
     again = BinStats.from_dict(json.loads(json.dumps(stats.to_dict())))
     assert again.ece() == stats.ece() and again.nll == stats.nll
-    table = ClasswiseStats.from_predictions(p, y)
-    assert ClasswiseStats.from_dict(json.loads(json.dumps(table.to_dict()))).classwise_ece() == table.classwise_ece()
 
 
 def test_bad_shapes_and_bin_counts() -> None:
@@ -141,20 +139,3 @@ def test_bad_shapes_and_bin_counts() -> None:
         BinStats(count=np.zeros(15))
     with pytest.raises(CalibrationInputError, match="divide 300"):
         BinStats().ece(7)
-    a = ClasswiseStats.empty(3)
-    with pytest.raises(CalibrationInputError, match="merge"):
-        a + ClasswiseStats.empty(4)
-
-
-@pytest.mark.parametrize("k", [2, 10, 100])
-def test_classwise_stats_merge_and_match_metrics(k: int) -> None:
-    p, y = random_probs(2400, k, seed=10 + k)
-    whole = ClasswiseStats.from_predictions(p, y)
-    merged = ClasswiseStats.from_predictions(p[:1000], y[:1000]).merge(
-        ClasswiseStats.from_predictions(p[1000:], y[1000:])
-    )
-    np.testing.assert_array_equal(merged.count, whole.count)
-    np.testing.assert_allclose(merged.prob_sum, whole.prob_sum, rtol=1e-12)
-    assert merged.n == 2400
-    assert merged.classwise_ece() == pytest.approx(metrics.classwise_ece(p, y), abs=1e-12)
-    assert whole.per_class_ece().shape == (k,)
