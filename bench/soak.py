@@ -7,7 +7,8 @@ the calibration window, the models list and readiness. ``--predict-load C`` adds
 hammering v1 predict the whole time (the SQLite lock-starvation check: feedback and calibration p99 must
 stay ≤ 100 ms under ≥ 2,000 predictions/s); ``--predict-rate R`` paces those connections to about R/s
 instead of as fast as the server answers. Prints p99 (ms) per minute and endpoint, totals, errors (any
-non-2xx or transport error) and the server's RSS at start and end.
+non-2xx or transport error), the server's RSS at start and end, and its own event-loop lag and SQLite
+write-lock wait over the run (``/metrics`` scraped before and after: where the waiting went).
 """
 
 from __future__ import annotations

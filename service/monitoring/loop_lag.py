@@ -1,9 +1,10 @@
 """Event-loop lag: how late the loop runs a timer that is due, sampled every ``interval`` seconds.
 
 Every step of a request (its first callback, each return from a worker thread) waits for the loop to finish
-what it is doing; under predict load that wait, not the work, is most of a feedback or calibration request's
-latency (docs/reliability.md). A sleeping task measures it for the price of a few wake-ups a second. The clock
-is ``perf_counter``: uvloop's ``loop.time()`` is read once per loop iteration, so it would hide the lag.
+what it is doing; this says how long, so a slow request can be told apart from a saturated loop
+(docs/reliability.md, stop 21, measures both under predict load). A sleeping task measures it for the price of
+a few wake-ups a second. The clock is ``perf_counter``: uvloop's ``loop.time()`` is read once per loop
+iteration, so it would hide the lag.
 """
 
 from __future__ import annotations
