@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.calibration import metrics, streaming
+from service.calibration.classwise_stats import ClasswiseStats
 from service.db.migrate import downgrade, upgrade
 from service.db.rollups import LEVELS, level_span, quantized, rollup_ranges, split_stable
 from service.db.stats import BucketStats, Scope, add_bucket_stats, bucket_start
@@ -37,7 +38,7 @@ def _bucket_stats(probs: np.ndarray, labels: np.ndarray, times: list[datetime]) 
     for bucket, idx in groups.items():
         p, y = probs[idx].astype(np.float64), labels[idx]
         fine = streaming.BinStats.from_predictions(p, y)
-        cls = streaming.ClasswiseStats.from_predictions(p, y, n_bins=15)
+        cls = ClasswiseStats.from_predictions(p, y, n_bins=15)
         out.append(BucketStats(("digits", 1, 1, bucket), fine.count, fine.confidence_sum, fine.correct_sum,
                                cls.count, cls.prob_sum, cls.label_sum, float(len(idx)), float(fine.nll_sum),
                                float(fine.brier_sum)))
