@@ -131,8 +131,8 @@ class ServiceMetrics:
         )
         self.decisions = DecisionMetrics(r)  # conformal sets and decisions (their own module)
         self.slices = SliceMetrics(r)  # per-slice bins, configured keys only (monitoring.slice_metrics)
-        # where a request's time goes when nothing in it is slow: waiting for the event loop (busy with other
-        # requests) and, on SQLite, for the one writer's turn (the lock starvation docs/reliability.md measures)
+        # waits that are not a request's own work: for the event loop (busy with other requests) and, on SQLite,
+        # for the one writer's turn; telling them from slow work is what docs/reliability.md (stop 21) needed
         self.event_loop_lag = Histogram(
             "calibserve_event_loop_lag_seconds",
             "How late the event loop ran a timer that was due: what any request waits for its next step.",
