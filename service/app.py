@@ -8,6 +8,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,7 +26,7 @@ from service.db.engine import make_engine, make_sessionmaker
 from service.db.probe import DatabaseProbe
 from service.db.writer import PredictionWriter
 from service.handlers.feedback_ingest import FeedbackIngest
-from service.handlers.gauges import refresh_gauges
+from service.handlers.gauges import next_gauge_refresh, refresh_gauges
 from service.handlers.lifecycle import CalibratorLifecycle
 from service.handlers.oip import V2Codec
 from service.handlers.predictor import Predictor
@@ -85,16 +86,19 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
 
 
 def _background(services: Services, stop: threading.Event) -> None:
-    """Replica sync (active calibrators, aliases) every poll interval; gauges every monitor interval."""
+    """Replica sync (active calibrators, aliases) every poll interval; gauges every monitor interval, or
+    less often when a refresh is expensive (``next_gauge_refresh``)."""
     s = services.settings
-    since_gauges = s.monitor_interval_seconds
+    due = 0.0
     while not stop.wait(s.calibrator_poll_seconds):
         try:
             services.registry.sync_calibrators()
-            since_gauges += s.calibrator_poll_seconds
-            if since_gauges >= s.monitor_interval_seconds:
-                since_gauges = 0.0
+            if time.monotonic() >= due:
+                started = time.thread_time()
                 refresh_gauges(services)
+                cpu = time.thread_time() - started
+                services.metrics.gauge_refresh_cpu.set(cpu)
+                due = next_gauge_refresh(time.monotonic(), s.monitor_interval_seconds, cpu)
         except Exception:  # keep polling: a database blip must not stop propagation for good
             log.exception("background sync failed")
 

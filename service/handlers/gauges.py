@@ -22,6 +22,15 @@ from service.monitoring.reference import load_reference
 from service.monitoring.report import WindowQuery, window_report
 from service.monitoring.windows import resolve_window
 
+MAX_DUTY = 0.05  # of one core: the refreshes share the serving process's CPU and GIL with every request
+
+
+def next_gauge_refresh(now: float, interval: float, cpu_seconds: float) -> float:
+    """When the next refresh is due: ``interval`` after this one, or later if this one took more than
+    ``MAX_DUTY`` of that in CPU, so that monitoring never crowds out serving (a bootstrap over many versions,
+    or a slow label-shift fit, stretches the period instead of taking a core)."""
+    return now + max(interval, cpu_seconds / MAX_DUTY)
+
 
 def refresh_gauges(services: Services) -> None:
     s, m = services.settings, services.metrics

@@ -73,6 +73,26 @@ def test_em_prior_binary_fixed_point_by_root_finding() -> None:
     np.testing.assert_allclose(est.posteriors[0], w / w.sum(), atol=1e-9)
 
 
+def test_em_prior_is_optimal_when_classes_vanish(monkeypatch: pytest.MonkeyPatch) -> None:
+    # nearly uninformative posteriors: the maximum-likelihood prior puts most classes at 0, where plain EM
+    # crawls (1,810 steps to tol 1e-12 here, so the default budget of a bootstrap would run out)
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.full(10, 3.0) * np.linspace(0.5, 1.5, 10), size=2_000)
+    train = np.full(10, 0.1)
+    est = em_prior(probs, train, tol=1e-12, max_iter=1_000)
+    assert est.converged
+    # KKT of the concave likelihood on the simplex: ∂L/∂π_k = (1/m) Σ_i (p_ik/π^tr_k) / Σ_j (π_j/π^tr_j) p_ij
+    # is 1 on the support and ≤ 1 off it
+    grad = (1.0 / ((est.prior / train) @ probs.T) / len(probs)) @ (probs / train)
+    support = est.prior > 1e-6
+    assert 0 < support.sum() < 10
+    np.testing.assert_allclose(grad[support], 1.0, atol=1e-8)
+    assert np.all(grad[~support] <= 1.0 + 1e-8)
+    monkeypatch.setattr(EMQ, "MAX_ITER", 100_000)
+    quapy_prior, _ = EMQ.EM(train, probs, epsilon=1e-15)
+    np.testing.assert_allclose(est.prior, quapy_prior, atol=1e-8)
+
+
 def test_bootstrap_covers_the_true_prior_and_is_centred(demo_posteriors: tuple[np.ndarray, np.ndarray]) -> None:
     probs, labels = demo_posteriors
     weights = SHIFTS["three classes ×5"]
