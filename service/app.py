@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # socket write) a background thread may keep it for a whole switch interval (CPython's default 5 ms) while
 # requests wait. 1 ms bounds that stall; a background batch just takes a few more hand-overs.
 GIL_SWITCH_SECONDS = 0.001
+WORKER_THREADS = 40
 
 
 def build_services(settings: Settings, metrics: ServiceMetrics | None = None) -> Services:
@@ -109,6 +111,11 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
+        # blocking work goes through asyncio.to_thread, which queues it at once; starlette's run_in_threadpool
+        # first yields to the loop twice (anyio's checkpoint and its limiter's), a whole loop iteration each
+        # under predict load (docs/reliability.md, stop 22). As many threads as anyio's limiter allowed.
+        executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="calibserve-worker")
+        asyncio.get_running_loop().set_default_executor(executor)
         services = build_services(settings, metrics)
         services.registry.load_all()
         services.writer.start()
@@ -135,6 +142,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
             services.feedback.stop()  # commits queued labels before their callers get a 2xx
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
             services.engine.dispose()
+            executor.shutdown(wait=False, cancel_futures=True)
 
     app = CalibServe(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")

@@ -3,10 +3,11 @@ audit."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
@@ -37,7 +38,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 async def refit(model: str, version: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Re-fit a calibrator from stored feedback, evaluate on held-out labels, store and maybe activate."""
     options = parse_options(await read_body(request, services.settings.max_body_bytes))
-    result = await run_in_threadpool(lambda: services.lifecycle.refit(model=model, version=version,
+    result = await asyncio.to_thread(lambda: services.lifecycle.refit(model=model, version=version,
                                                                       options=options, actor=actor))
     return JSONBytes(result, status_code=200 if options.dry_run else 201)
 
@@ -46,7 +47,7 @@ async def refit(model: str, version: str, request: Request, services: ServicesDe
              responses={200: {"model": ActivationResult}, **errors(409)})
 async def rollback(model: str, version: str, services: ServicesDep, actor: AdminDep) -> Response:
     """Re-activate the calibrator that was active before the current one."""
-    return JSONBytes(await run_in_threadpool(
+    return JSONBytes(await asyncio.to_thread(
         lambda: services.lifecycle.rollback(model=model, version=version, actor=actor)))
 
 
@@ -56,7 +57,7 @@ async def activate(model: str, version: str, calibrator_version: str, services: 
                    actor: AdminDep) -> Response:
     """Activate a stored calibrator version (atomic; other replicas follow within the poll interval)."""
     number = parse_int(calibrator_version, "calibrator_version", low=1)
-    return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.activate(
+    return JSONBytes(await asyncio.to_thread(lambda: services.lifecycle.activate(
         model=model, version=version, calibrator_version=number, actor=actor)))
 
 
@@ -69,7 +70,7 @@ async def put_alias(model: str, alias: str, request: Request, services: Services
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InvalidInput(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
-    return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.set_alias(
+    return JSONBytes(await asyncio.to_thread(lambda: services.lifecycle.set_alias(
         model=model, alias=alias, version=body.version, actor=actor)))
 
 
@@ -79,14 +80,14 @@ async def put_alias(model: str, alias: str, request: Request, services: Services
 async def put_cost_matrix(model: str, request: Request, services: ServicesDep, actor: AdminDep) -> Response:
     """Set the model's cost matrix C[action][class] (+ optional action names) as a new, active version."""
     body = json_object(await read_body(request, services.settings.max_body_bytes))
-    return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.set_cost_matrix(
+    return JSONBytes(await asyncio.to_thread(lambda: services.lifecycle.set_cost_matrix(
         model=model, body=body, actor=actor)), status_code=201)
 
 
 @router.get("/models/{model}/cost-matrices", responses={200: {"model": CostMatrices}})
 async def list_cost_matrices(model: str, services: ServicesDep) -> Response:
     """Every cost-matrix version of the model, oldest first."""
-    return JSONBytes({"cost_matrices": await run_in_threadpool(lambda: services.lifecycle.cost_matrices(
+    return JSONBytes({"cost_matrices": await asyncio.to_thread(lambda: services.lifecycle.cost_matrices(
         model=model))})
 
 
@@ -96,7 +97,7 @@ async def activate_cost_matrix(model: str, cost_matrix_version: str, services: S
                                actor: AdminDep) -> Response:
     """Re-activate a stored cost-matrix version (a rollback)."""
     cmv = parse_int(cost_matrix_version, "cost_matrix_version", low=1)
-    return JSONBytes(await run_in_threadpool(lambda: services.lifecycle.activate_cost_matrix(
+    return JSONBytes(await asyncio.to_thread(lambda: services.lifecycle.activate_cost_matrix(
         model=model, cost_matrix_version=cmv, actor=actor)))
 
 
@@ -104,5 +105,5 @@ async def activate_cost_matrix(model: str, cost_matrix_version: str, services: S
 async def audit_log(services: ServicesDep, limit: str = "100") -> Response:
     """The most recent admin actions (``limit`` between 1 and 1000)."""
     n = parse_int(limit, "limit", low=1, high=1000)
-    entries = await run_in_threadpool(lambda: services.lifecycle.audit_log(limit=n))
+    entries = await asyncio.to_thread(lambda: services.lifecycle.audit_log(limit=n))
     return JSONBytes({"entries": entries})

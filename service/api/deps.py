@@ -36,7 +36,7 @@ def database_probe(request: Request) -> DatabaseProbe:
     return probe
 
 
-def require_admin(request: Request, services: ServicesDep) -> str:
+async def require_admin(request: Request, services: ServicesDep) -> str:
     """Bearer-token check for admin routes; returns the actor name used in the audit log.
 
     Tokens are compared as SHA-256 digests with ``hmac.compare_digest`` against every configured token

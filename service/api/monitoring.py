@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ServicesDep
 from service.api.http import JSONBytes
@@ -35,7 +35,7 @@ async def calibration(
     ``view=classwise`` adds one reliability diagram per class; ``slice``/``by`` add per-slice metrics."""
     params = CalibrationParams(window, start, end, calibrator, bins, step, rule, reference, reference_windows, view,
                                slice, by)
-    return JSONBytes(await run_in_threadpool(calibration_report, services, model, version, params))
+    return JSONBytes(await asyncio.to_thread(calibration_report, services, model, version, params))
 
 
 @router.get("/v1/models/{model}/versions/{version}/calibrators",
@@ -43,7 +43,7 @@ async def calibration(
 async def calibrator_history(model: str, version: str, services: ServicesDep) -> Response:
     """Every calibrator version of a model version, with its state, method, fit window and evaluation."""
     v, _ = resolve_version(services, model, version)
-    rows = await run_in_threadpool(lambda: services.lifecycle.history(model=model, version=v))
+    rows = await asyncio.to_thread(lambda: services.lifecycle.history(model=model, version=v))
     return JSONBytes({"model": model, "version": v, "calibrators": rows})
 
 
@@ -63,5 +63,5 @@ async def label_shift(
     end: str | None = None, calibrator: str | None = None,
 ) -> Response:
     """EM estimate of the class prior of recent unlabelled predictions vs the reference prior, with CI and alarm."""
-    return JSONBytes(await run_in_threadpool(label_shift_report, services, model, version, window=window,
+    return JSONBytes(await asyncio.to_thread(label_shift_report, services, model, version, window=window,
                                              start=start, end=end, calibrator=calibrator))

@@ -8,11 +8,11 @@ Triton's, so ``tritonclient`` ``get_model_repository_index``/``load_model``/``un
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
@@ -54,7 +54,7 @@ async def index(request: Request, services: ServicesDep) -> Response:
     only_ready = data.get("ready", False)
     if not isinstance(only_ready, bool):
         raise InvalidInput("'ready' must be a boolean")
-    rows = await run_in_threadpool(services.registry.index)
+    rows = await asyncio.to_thread(services.registry.index)
     return JSONBytes([{"name": r.name, "version": r.version, "state": r.state, "reason": r.reason}
                       for r in rows if r.state == "READY" or not only_ready])
 
@@ -70,8 +70,8 @@ async def load(model: str, request: Request, services: ServicesDep, actor: Admin
     config = params.get("config")
     if config is not None and not isinstance(config, str | dict):
         raise InvalidInput("parameters.config must be a JSON string holding the model configuration")
-    entry = await run_in_threadpool(services.registry.load_model, model, config)
-    await run_in_threadpool(lambda: services.lifecycle.record(
+    entry = await asyncio.to_thread(services.registry.load_model, model, config)
+    await asyncio.to_thread(lambda: services.lifecycle.record(
         actor=actor, action="load_model", model=model,
         detail={"versions": sorted(entry.versions), "errors": entry.errors, "config": config}))
     if not entry.versions:  # Triton answers a load that leaves nothing serving with an error
@@ -86,8 +86,8 @@ async def unload(model: str, request: Request, services: ServicesDep, actor: Adm
     """Stop serving a model (requests in flight finish on the version they resolved)."""
     check_name(model)
     params = _parameters(await _optional_object(request, services))
-    await run_in_threadpool(services.registry.unload_model, model)
-    await run_in_threadpool(lambda: services.lifecycle.record(
+    await asyncio.to_thread(services.registry.unload_model, model)
+    await asyncio.to_thread(lambda: services.lifecycle.record(
         actor=actor, action="unload_model", model=model,
         detail={"unload_dependents": params.get("unload_dependents")}))
     return Response(status_code=200)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import AdminDep, ServicesDep, require_admin
 from service.api.http import JSONBytes, read_body
@@ -29,7 +30,7 @@ async def put_shadow(model: str, version: str, calibrator_version: str, request:
     """Put a stored calibrator in shadow: scored on every new label beside the active one (409 past the limit)."""
     number = parse_int(calibrator_version, "calibrator_version", low=1)
     options = parse_shadow_options(await read_body(request, services.settings.max_body_bytes))
-    out, created = await run_in_threadpool(lambda: services.shadows.put(
+    out, created = await asyncio.to_thread(lambda: services.shadows.put(
         model=model, version=version, calibrator_version=number, options=options, actor=actor))
     return JSONBytes(out, status_code=201 if created else 200)
 
@@ -39,7 +40,7 @@ async def delete_shadow(model: str, version: str, calibrator_version: str, servi
                         actor: AdminDep) -> Response:
     """Take a calibrator out of shadow (its past statistics stay readable through compare)."""
     number = parse_int(calibrator_version, "calibrator_version", low=1)
-    return JSONBytes(await run_in_threadpool(lambda: services.shadows.remove(
+    return JSONBytes(await asyncio.to_thread(lambda: services.shadows.remove(
         model=model, version=version, calibrator_version=number, actor=actor)))
 
 
@@ -47,7 +48,7 @@ async def delete_shadow(model: str, version: str, calibrator_version: str, servi
             responses={200: {"model": ShadowList}, **errors(400, 404, 503)})
 async def list_shadows(model: str, version: str, services: ServicesDep) -> Response:
     """The version's shadow calibrators, each with its promotion evidence against the active calibrator."""
-    return JSONBytes(await run_in_threadpool(lambda: services.shadows.list(model=model, version=version)))
+    return JSONBytes(await asyncio.to_thread(lambda: services.shadows.list(model=model, version=version)))
 
 
 @router.get("/v1/models/{model}/versions/{version}/calibrators/{calibrator_version}/compare",
@@ -57,6 +58,6 @@ async def compare(model: str, version: str, calibrator_version: str, services: S
                   bins: str | None = None, against: str | None = None) -> Response:
     """Paired NLL, Brier and ECE differences (active − shadow) on the same labelled rows, with CIs."""
     number = parse_int(calibrator_version, "calibrator_version", low=1)
-    return JSONBytes(await run_in_threadpool(lambda: services.shadows.compare(
+    return JSONBytes(await asyncio.to_thread(lambda: services.shadows.compare(
         model=model, version=version, calibrator_version=number, window=window, start=start, end=end, bins=bins,
         against=against)))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api.deps import ServicesDep, database_probe
@@ -49,7 +50,7 @@ async def ready(request: Request, services: ServicesDep) -> Response:
     ``ready_requires_database=true`` it does. See docs/reliability.md and docs/prediction_log.md."""
     writer = services.writer
     registry = services.registry
-    database = await run_in_threadpool(database_probe(request).check)
+    database = await asyncio.to_thread(database_probe(request).check)
     ok = (registry.ready() and not writer.saturated()
           and (database.reachable or not services.settings.ready_requires_database))
     body = {"ready": ok, "database": database.describe(),

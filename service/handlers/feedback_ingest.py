@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,7 +100,7 @@ class FeedbackIngest:
         """Per-item statuses, each ``accepted`` item committed before this returns."""
         if len(items) < SMALL_REQUEST:
             return await _wait(self._group.submit(items))
-        return await anyio.to_thread.run_sync(self.submit_sync, items)
+        return await asyncio.to_thread(self.submit_sync, items)
 
     def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
         """The same, in the calling thread (a large request; the CLI; tests of the transaction itself)."""

@@ -7,13 +7,13 @@ log → render (the codec) — timed and counted here, once, with label values t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-import anyio.to_thread
 import numpy as np
 
 from service.calibration.base import softmax
@@ -147,7 +147,7 @@ class Predictor:
             raise PayloadTooLarge(f"a request holds at most {self.max_batch_rows} rows (and what the "
                                   f"prediction log can keep); got {n}")
         if loaded.classifier.batching:  # batches form only across threads
-            logits = await anyio.to_thread.run_sync(loaded.classifier.scores, rows)
+            logits = await asyncio.to_thread(loaded.classifier.scores, rows)
         else:  # a small model runs faster inline than the ~100 µs a thread hop costs
             logits = loaded.classifier.scores(rows)
         probs = serving.calibrator.predict_proba(logits)
