@@ -7,8 +7,9 @@ the calibration window, the models list and readiness. ``--predict-load C`` adds
 hammering v1 predict the whole time (the SQLite lock-starvation check: feedback and calibration p99 must
 stay ≤ 100 ms under ≥ 2,000 predictions/s); ``--predict-rate R`` paces those connections to about R/s
 instead of as fast as the server answers. Prints p99 (ms) per minute and endpoint, totals, errors (any
-non-2xx or transport error), the server's RSS at start and end, and its own event-loop lag and SQLite
-write-lock wait over the run (``/metrics`` scraped before and after: where the waiting went).
+non-2xx or transport error), the server's RSS at start and end, its own event-loop lag and SQLite
+write-lock wait over the run (``/metrics`` scraped before and after: where the waiting went) and the CPU of
+its last gauge refresh.
 """
 
 from __future__ import annotations
@@ -127,6 +128,16 @@ def wait_buckets(base: str) -> dict[str, dict[float, float]]:
     return out
 
 
+def gauge_value(base: str, name: str) -> float | None:
+    """One unlabelled gauge of the server's ``/metrics`` (None while it is absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
+        if family.name == name and family.samples:
+            return float(family.samples[0].value)
+    return None
+
+
 def wait_quantile(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, float]:
     """(observations, the upper bound of the bucket holding quantile q) of what was observed in between."""
     counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
@@ -173,6 +184,9 @@ def soak(server: Server, minutes: float, clients: int, predict_load: int, work: 
         n, p99 = wait_quantile(waits_start[name], waits_end[name], 0.99)
         _, p50 = wait_quantile(waits_start[name], waits_end[name], 0.5)
         print(f"server {what}: {n:.0f} observations, p50 ≤ {p50 * 1000:g} ms, p99 ≤ {p99 * 1000:g} ms")
+    refresh = gauge_value(server.base_url, "calibserve_gauge_refresh_cpu_seconds")
+    print(f"server's last gauge refresh: {'-' if refresh is None else f'{refresh * 1000:.0f} ms'} of CPU "
+          "(label-shift bootstrap included; the next waits ≥ 20× that)")
     if wrk_out:
         rps = re.search(r"Requests/sec:\s+([\d.]+)", wrk_out)
         non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", wrk_out)

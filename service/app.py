@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, shadow, v2
@@ -116,6 +117,9 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
         # under predict load (docs/reliability.md, stop 22). As many threads as anyio's limiter allowed.
         executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="calibserve-worker")
         asyncio.get_running_loop().set_default_executor(executor)
+        # numpy's BLAS would run the label-shift EM's products on a thread per core, spinning: 2.1-2.6× the CPU
+        # of one thread for the same bootstrap (measured), taken from requests. This process's products are small.
+        blas = threadpool_limits(limits=1, user_api="blas")
         services = build_services(settings, metrics)
         services.registry.load_all()
         services.writer.start()
@@ -143,6 +147,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
             services.engine.dispose()
             executor.shutdown(wait=False, cancel_futures=True)
+            blas.restore_original_limits()
 
     app = CalibServe(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")

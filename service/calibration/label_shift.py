@@ -43,23 +43,20 @@ def _check(probs: ArrayLike, train_prior: ArrayLike) -> tuple[FloatArray, FloatA
     return p, prior / prior.sum()
 
 
-def _step(p: FloatArray, prior: FloatArray, weights: FloatArray, q: FloatArray) -> FloatArray:
-    """One EM step for B weightings at once: q′_bk = r_bk Σ_i w_bi p_ik / Σ_j r_bj p_ij with r = q/π^tr.
+def _step(p: FloatArray, prior: FloatArray, weights: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """One EM step for B weightings at once: q′_bk = r_bk Σ_i w_bi p_ik / s_bi with r = q/π^tr and
+    s_bi = Σ_j r_bj p_ij; returns q′ and s (the rows' likelihood ratios under q, for ``_log_likelihood``).
 
     Two (B, m)·(m, K)-sized matrix products instead of a (B, m, K) posterior array: the E-step's normaliser
     is a product, and the M-step's weighted sum of posteriors is the other."""
     r = q / prior
-    return np.asarray(r * ((weights / _density(p, r)) @ p), dtype=np.float64)
+    density = np.maximum(r @ p.T, TINY)
+    return np.asarray(r * ((weights / density) @ p), dtype=np.float64), np.asarray(density, dtype=np.float64)
 
 
-def _density(p: FloatArray, r: FloatArray) -> FloatArray:
-    """(B, m) Σ_k r_bk p_ik: each row's likelihood ratio under the prior q = r·π^tr."""
-    return np.asarray(np.maximum(r @ p.T, TINY), dtype=np.float64)
-
-
-def _log_likelihood(p: FloatArray, prior: FloatArray, weights: FloatArray, q: FloatArray) -> FloatArray:
-    """(B,) the weighted log-likelihood EM increases (up to a constant)."""
-    return np.asarray(np.sum(weights * np.log(_density(p, q / prior)), axis=1), dtype=np.float64)
+def _log_likelihood(weights: FloatArray, density: FloatArray) -> FloatArray:
+    """(B,) the weighted log-likelihood EM increases (up to a constant), from ``_step``'s densities."""
+    return np.asarray(np.sum(weights * np.log(density), axis=1), dtype=np.float64)
 
 
 def _extrapolate(q0: FloatArray, r: FloatArray, v: FloatArray) -> FloatArray:
@@ -87,15 +84,16 @@ def _em(p: FloatArray, prior: FloatArray, weights: FloatArray, tol: float, max_i
 
     Accelerated by SQUAREM: plain EM crawls when the estimate sits on the simplex's boundary (a class
     absent from the traffic: thousands of steps at a linear rate near 1), and a weighting that converged
-    leaves the batch. Each cycle keeps the extrapolated point only if its log-likelihood is at least that of
-    two plain steps, so it is never worse than EM and converges where EM does."""
+    leaves the batch. A cycle keeps the extrapolated point only if its log-likelihood is at least that of the
+    cycle's first plain step (else it takes the two-step EM point), so the likelihood never decreases and the
+    check costs no extra product: both densities come out of steps the cycle takes anyway."""
     q = np.broadcast_to(prior, (weights.shape[0], prior.size)).copy()
     steps = np.zeros(weights.shape[0], dtype=np.int64)
     converged = np.zeros(weights.shape[0], dtype=bool)
     active = np.arange(weights.shape[0])
     while active.size:
         w, q0 = weights[active], q[active]
-        q1 = _step(p, prior, w, q0)
+        q1, _ = _step(p, prior, w, q0)
         r = q1 - q0
         steps[active] += 1
         q[active] = q1
@@ -105,9 +103,9 @@ def _em(p: FloatArray, prior: FloatArray, weights: FloatArray, tol: float, max_i
         active, w, q0, q1, r = active[keep], w[keep], q0[keep], q1[keep], r[keep]
         if not active.size:
             break
-        q2 = _step(p, prior, w, q1)
-        nxt = _step(p, prior, w, _extrapolate(q0, r, q2 - q1 - r))
-        worse = _log_likelihood(p, prior, w, nxt) < _log_likelihood(p, prior, w, q2)
+        q2, density1 = _step(p, prior, w, q1)
+        nxt, density_x = _step(p, prior, w, _extrapolate(q0, r, q2 - q1 - r))
+        worse = _log_likelihood(w, density_x) < _log_likelihood(w, density1)
         nxt[worse] = q2[worse]
         steps[active] += 2
         q[active] = nxt

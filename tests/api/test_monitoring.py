@@ -145,3 +145,14 @@ def test_metrics_show_loop_lag_gauge_refresh_cost_and_on_sqlite_write_lock_waits
     assert len(refresh) == 1 and 0.0 < float(refresh[0].split(" ")[1]) < 5.0  # the first refresh ran at start
     waits = counts["calibserve_sqlite_write_lock_wait_seconds_count"]
     assert waits >= 1 if settings.database_url.startswith("sqlite") else waits == 0
+
+
+def test_the_served_process_runs_numpy_blas_on_one_thread(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+    from threadpoolctl import threadpool_info
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings)):
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(n == 1 for n in blas)
