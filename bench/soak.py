@@ -184,7 +184,7 @@ def soak(server: Server, minutes: float, clients: int, predict_load: int, work: 
         n, p99 = wait_quantile(waits_start[name], waits_end[name], 0.99)
         _, p50 = wait_quantile(waits_start[name], waits_end[name], 0.5)
         print(f"server {what}: {n:.0f} observations, p50 ≤ {p50 * 1000:g} ms, p99 ≤ {p99 * 1000:g} ms")
-    refresh = gauge_value(server.base_url, "calibserve_gauge_refresh_cpu_seconds")
+    refresh = gauge_value(server.base_url, "calibserve_monitor_refresh_cpu_seconds")
     print(f"server's last gauge refresh: {'-' if refresh is None else f'{refresh * 1000:.0f} ms'} of CPU "
           "(label-shift bootstrap included; the next waits ≥ 20× that)")
     if wrk_out:

@@ -100,7 +100,7 @@ def _background(services: Services, stop: threading.Event) -> None:
                 started = time.thread_time()
                 refresh_gauges(services)
                 cpu = time.thread_time() - started
-                services.metrics.gauge_refresh_cpu.set(cpu)
+                services.metrics.monitor_refresh_cpu.set(cpu)
                 due = next_gauge_refresh(time.monotonic(), s.monitor_interval_seconds, cpu)
         except Exception:  # keep polling: a database blip must not stop propagation for good
             log.exception("background sync failed")

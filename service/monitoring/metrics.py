@@ -143,8 +143,8 @@ class ServiceMetrics:
             "How long an SQLite writer of this process waited for its turn at the write lock.",
             buckets=WAIT_BUCKETS, registry=r,
         )
-        self.gauge_refresh_cpu = Gauge(
-            "calibserve_gauge_refresh_cpu_seconds",
+        self.monitor_refresh_cpu = Gauge(
+            "calibserve_monitor_refresh_cpu_seconds",
             "CPU seconds the last refresh of the window gauges took; the next waits at least 20 times as long.",
             registry=r, multiprocess_mode="max",
         )

@@ -135,13 +135,13 @@ def test_metrics_show_loop_lag_gauge_refresh_cost_and_on_sqlite_write_lock_waits
         time.sleep(0.2)  # ~20 lag samples
         deadline = time.monotonic() + 10
         text = client.get("/metrics").text
-        while "calibserve_gauge_refresh_cpu_seconds " not in text and time.monotonic() < deadline:
+        while "calibserve_monitor_refresh_cpu_seconds " not in text and time.monotonic() < deadline:
             time.sleep(0.1)  # the first gauge refresh runs at the first poll (0.2 s in these settings)
             text = client.get("/metrics").text
     counts = {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
               if line.endswith(tuple("0123456789")) and "_count" in line.split(" ")[0]}
     assert counts["calibserve_event_loop_lag_seconds_count"] >= 5
-    refresh = [line for line in text.splitlines() if line.startswith("calibserve_gauge_refresh_cpu_seconds ")]
+    refresh = [line for line in text.splitlines() if line.startswith("calibserve_monitor_refresh_cpu_seconds ")]
     assert len(refresh) == 1 and 0.0 < float(refresh[0].split(" ")[1]) < 5.0  # the first refresh ran at start
     waits = counts["calibserve_sqlite_write_lock_wait_seconds_count"]
     assert waits >= 1 if settings.database_url.startswith("sqlite") else waits == 0
