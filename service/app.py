@@ -97,6 +97,7 @@ def _background(services: Services, stop: threading.Event) -> None:
         try:
             services.registry.sync_calibrators()
             if time.monotonic() >= due:
+                due = time.monotonic() + s.monitor_interval_seconds  # a failed refresh waits its turn too
                 started = time.thread_time()
                 refresh_gauges(services)
                 cpu = time.thread_time() - started
