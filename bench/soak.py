@@ -1,7 +1,7 @@
 """Soak: N minutes of mixed traffic against a real ``calibserve serve``; p99 per minute per endpoint, RSS, errors.
 
 ``python -m bench soak [--minutes 10] [--clients 4] [--predict-load 0] [--predict-rate R] [--database-url URL]
-[--repository DIR]``.
+[--repository DIR] [--split] [--label-delay S]``.
 ``--clients`` threads loop over a mix: v1 predict (batch 1 and 16), v2 infer, feedback for earlier ids,
 the calibration window, the models list and readiness. ``--predict-load C`` adds ``wrk`` with C connections
 hammering v1 predict the whole time (the SQLite lock-starvation check: feedback and calibration p99 must
@@ -9,12 +9,15 @@ stay ≤ 100 ms under ≥ 2,000 predictions/s); ``--predict-rate R`` paces those
 instead of as fast as the server answers. Prints p99 (ms) per minute and endpoint, totals, errors (any
 non-2xx or transport error), the server's RSS at start and end, its own event-loop lag and SQLite
 write-lock wait over the run (``/metrics`` scraped before and after: where the waiting went) and the CPU of
-its last gauge refresh.
+its last gauge refresh. ``--split`` starts a second server on the same database and sends feedback, the
+calibration window, the models list and readiness there: the control plane in a process of its own, the
+deployment docs/deployment.md describes; labels then wait ``RIPE_SECONDS`` for their predictions to ship.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import re
@@ -36,6 +39,7 @@ from bench.hostile import Server, serve
 ENDPOINTS = ("v1_predict", "v1_predict_16", "v2_infer", "feedback", "calibration", "models", "ready")
 LUA = 'wrk.method = "POST"\nwrk.body = os.getenv("BODY")\nwrk.headers["Content-Type"] = "application/json"\n'
 # paced load: each connection waits DELAY_MS before each request, so C connections send at most C/DELAY
+RIPE_SECONDS = 0.5  # --split: the control server cannot ship the predict server's spool: labels wait
 PACED = 'local pause = tonumber(os.getenv("DELAY_MS"))\nfunction delay()\n  return pause\nend\n'
 
 
@@ -51,6 +55,11 @@ class Recorder:
         self.latency: dict[tuple[int, str], list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
         self.error_samples: list[str] = []
+        self.unknown = 0  # feedback items answered `unknown` (their prediction not yet in the database)
+
+    def count_unknown(self, n: int) -> None:
+        with self.lock:
+            self.unknown += n
 
     def record(self, endpoint: str, seconds: float, ok: bool, detail: str = "") -> None:
         minute = int((time.monotonic() - self.started) // 60)
@@ -62,11 +71,15 @@ class Recorder:
                     self.error_samples.append(f"{endpoint}: {detail[:200]}")
 
 
-def _client_loop(base: str, rec: Recorder, stop: threading.Event, seed: int) -> None:
+def _client_loop(base: str, rec: Recorder, stop: threading.Event, seed: int, control: str | None = None,
+                 ripe_after: float = 0.0) -> None:
+    """The mix against ``base``; with ``control``, feedback, calibration, models and readiness go there instead
+    (``--split``), and feedback labels only predictions served ``ripe_after`` seconds ago or earlier."""
     rng = random.Random(seed)
-    pending: list[tuple[str, int]] = []
+    pending: list[tuple[str, int, float]] = []
     x = np.random.default_rng(seed).normal(size=(64, 64)).clip(-3, 3).tolist()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30) as client, \
+            httpx.Client(base_url=control or base, timeout=30) as queries:
         while not stop.is_set():
             endpoint = rng.choices(ENDPOINTS, weights=(40, 10, 15, 15, 8, 6, 6))[0]
             t0 = time.perf_counter()
@@ -74,7 +87,8 @@ def _client_loop(base: str, rec: Recorder, stop: threading.Event, seed: int) -> 
                 if endpoint == "v1_predict":
                     r = client.post("/v1/models/digits/predict", json={"instances": [rng.choice(x)]})
                     if r.status_code == 200:
-                        pending += [(p["prediction_id"], p["class_index"]) for p in r.json()["predictions"]]
+                        pending += [(p["prediction_id"], p["class_index"], time.monotonic())
+                                    for p in r.json()["predictions"]]
                 elif endpoint == "v1_predict_16":
                     r = client.post("/v1/models/digits/predict", json={"instances": rng.sample(x, 16),
                                                                        "tags": {"soak": "yes"}})
@@ -82,16 +96,19 @@ def _client_loop(base: str, rec: Recorder, stop: threading.Event, seed: int) -> 
                     r = client.post("/v2/models/digits/infer", json={"inputs": [
                         {"name": "input", "datatype": "FP32", "shape": [1, 64], "data": rng.choice(x)}]})
                 elif endpoint == "feedback":
-                    batch, pending = pending[:20], pending[20:]
+                    batch = [q for q in pending[:20] if time.monotonic() - q[2] >= ripe_after]
+                    pending = pending[len(batch):]
                     items = [{"prediction_id": p, "label": k if rng.random() < 0.8 else rng.randrange(10)}
-                             for p, k in batch] or [{"prediction_id": "not-a-uuid", "label": 0}]
-                    r = client.post("/v1/feedback", json={"items": items})
+                             for p, k, _ in batch] or [{"prediction_id": "not-a-uuid", "label": 0}]
+                    r = queries.post("/v1/feedback", json={"items": items})
+                    if r.status_code == 200:
+                        rec.count_unknown(sum(item["status"] == "unknown" for item in r.json()["items"]))
                 elif endpoint == "calibration":
-                    r = client.get("/v1/models/digits/versions/1/calibration", params={"window": "15m"})
+                    r = queries.get("/v1/models/digits/versions/1/calibration", params={"window": "15m"})
                 elif endpoint == "models":
-                    r = client.get("/v1/models")
+                    r = queries.get("/v1/models")
                 else:
-                    r = client.get("/v2/health/ready")
+                    r = queries.get("/v2/health/ready")
                 rec.record(endpoint, time.perf_counter() - t0, r.status_code < 300, f"{r.status_code} {r.text}")
             except httpx.HTTPError as exc:
                 rec.record(endpoint, time.perf_counter() - t0, False, repr(exc))
@@ -146,14 +163,16 @@ def wait_quantile(before: dict[float, float], after: dict[float, float], q: floa
 
 
 def soak(server: Server, minutes: float, clients: int, predict_load: int, work: Path,
-         rate: float | None = None) -> None:
+         rate: float | None = None, control: Server | None = None, label_delay: float | None = None) -> None:
     waits_start = wait_buckets(server.base_url)
     rss_start = rss_mib(server.pid)
     started = time.monotonic()
     rec = Recorder(started)
     stop = threading.Event()
     wrk = _wrk(server.base_url, predict_load, int(minutes * 60), work, rate) if predict_load else None
-    threads = [threading.Thread(target=_client_loop, args=(server.base_url, rec, stop, i), daemon=True)
+    delay = label_delay if label_delay is not None else RIPE_SECONDS if control is not None else 0.0
+    split = (control.base_url if control is not None else None, delay)
+    threads = [threading.Thread(target=_client_loop, args=(server.base_url, rec, stop, i, *split), daemon=True)
                for i in range(clients)]
     for t in threads:
         t.start()
@@ -178,6 +197,9 @@ def soak(server: Server, minutes: float, clients: int, predict_load: int, work: 
     cells = [f"{overall.get(e, float('nan')):6.1f} ({total[e]:5d})" for e in ENDPOINTS]
     print(f"| all    | {' | '.join(cells)} |")
     print(f"\nerrors: {dict(rec.errors) or 0}   {rec.error_samples}")
+    print(f"feedback items answered `unknown`: {rec.unknown}; labels only for predictions served ≥ {delay:g} s before"
+          + ("; --split: feedback, calibration, models and ready went to a second server on the same database"
+             if control is not None else ""))
     print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB ({rss_end - rss_start:+.1f} MiB)")
     waits_end = wait_buckets(server.base_url)
     for name, what in WAITS.items():  # where a request's waiting went, from the server's side
@@ -209,14 +231,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predict-rate", type=float, help="pace the wrk load to about this many predictions/s "
                         "(default: closed loop, as fast as the server answers)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--split", action="store_true",
+                        help="serve feedback, calibration, models and readiness from a second calibserve on the same "
+                             "database (the control plane on its own process; predict load stays on the first)")
+    parser.add_argument("--label-delay", type=float, help="label a prediction only this many seconds after it was "
+                        f"served (default 0; {RIPE_SECONDS} with --split)")
     parser.add_argument("--repository", type=Path, help="a repository with the digits model (else trained)")
     args = parser.parse_args(argv)
     if args.predict_load and shutil.which("wrk") is None:
         parser.error("--predict-load needs wrk on PATH (scripts/install-system-packages.sh)")
     work = Path(tempfile.mkdtemp(prefix="calibserve-soak-"))
     try:
-        with serve(work, args.repository, args.database_url) as server:
-            soak(server, args.minutes, args.clients, args.predict_load, work, args.predict_rate)
+        database_url = args.database_url or f"sqlite:///{work / 'calibserve.db'}"
+        (work / "control").mkdir()
+        with serve(work, args.repository, database_url) as server, contextlib.ExitStack() as stack:
+            control = stack.enter_context(serve(work / "control", work / "models", database_url,
+                                                spool_dir=work / "control" / "spool")) if args.split else None
+            soak(server, args.minutes, args.clients, args.predict_load, work, args.predict_rate, control,
+                 args.label_delay)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
