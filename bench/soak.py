@@ -1,7 +1,7 @@
 """Soak: N minutes of mixed traffic against a real ``calibserve serve``; p99 per minute per endpoint, RSS, errors.
 
 ``python -m bench soak [--minutes 10] [--clients 4] [--predict-load 0] [--predict-rate R] [--database-url URL]
-[--repository DIR] [--split] [--label-delay S]``.
+[--repository DIR] [--split | --control-process] [--label-delay S]``.
 ``--clients`` threads loop over a mix: v1 predict (batch 1 and 16), v2 infer, feedback for earlier ids,
 the calibration window, the models list and readiness. ``--predict-load C`` adds ``wrk`` with C connections
 hammering v1 predict the whole time (the SQLite lock-starvation check: feedback and calibration p99 must
@@ -12,6 +12,8 @@ write-lock wait over the run (``/metrics`` scraped before and after: where the w
 its last gauge refresh. ``--split`` starts a second server on the same database and sends feedback, the
 calibration window, the models list and readiness there: the control plane in a process of its own, the
 deployment docs/deployment.md describes; labels then wait ``RIPE_SECONDS`` for their predictions to ship.
+``--control-process`` serves with ``calibserve serve --control-process``: one server, one port, whose
+feedback and calibration queries run in its own child process (service/control_process.py).
 """
 
 from __future__ import annotations
@@ -234,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", action="store_true",
                         help="serve feedback, calibration, models and readiness from a second calibserve on the same "
                              "database (the control plane on its own process; predict load stays on the first)")
+    parser.add_argument("--control-process", action="store_true",
+                        help="serve with `--control-process`: feedback and the calibration queries are forwarded to "
+                             "the server's own child process (one port, one server)")
     parser.add_argument("--label-delay", type=float, help="label a prediction only this many seconds after it was "
                         f"served (default 0; {RIPE_SECONDS} with --split)")
     parser.add_argument("--repository", type=Path, help="a repository with the digits model (else trained)")
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database_url = args.database_url or f"sqlite:///{work / 'calibserve.db'}"
         (work / "control").mkdir()
-        with serve(work, args.repository, database_url) as server, contextlib.ExitStack() as stack:
+        options = {"control_process": "true"} if args.control_process else {}
+        with serve(work, args.repository, database_url, **options) as server, contextlib.ExitStack() as stack:
             control = stack.enter_context(serve(work / "control", work / "models", database_url,
                                                 spool_dir=work / "control" / "spool")) if args.split else None
             soak(server, args.minutes, args.clients, args.predict_load, work, args.predict_rate, control,

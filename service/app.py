@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from service import __version__
 from service.api import admin, dashboard, feedback, monitoring, native, repository, shadow, v2
+from service.api.control_proxy import ControlProxy
 from service.api.errors import install_error_handlers
 from service.api.fast_path import Receive, Scope, Send, match, serve_predict
 from service.api.limits import ClientConcurrencyLimit, client_limit
@@ -96,7 +97,7 @@ def _background(services: Services, stop: threading.Event) -> None:
     while not stop.wait(s.calibrator_poll_seconds):
         try:
             services.registry.sync_calibrators()
-            if time.monotonic() >= due:
+            if s.control_socket is None and time.monotonic() >= due:  # else the control process refreshes them
                 due = time.monotonic() + s.monitor_interval_seconds  # a failed refresh waits its turn too
                 started = time.thread_time()
                 refresh_gauges(services)
@@ -109,6 +110,9 @@ def _background(services: Services, stop: threading.Event) -> None:
 
 def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None = None) -> FastAPI:
     settings = settings or Settings()
+    control = (ControlProxy(settings.control_socket, timeout=settings.control_timeout_seconds,
+                            retry_after=settings.database_retry_after_seconds)
+               if settings.control_socket is not None else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +150,8 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
             thread.join(timeout=10)
             services.feedback.stop()  # commits queued labels before their callers get a 2xx
             services.writer.stop()  # graceful shutdown: queued prediction rows are written first
+            if control is not None:
+                await control.close()
             services.engine.dispose()
             executor.shutdown(wait=False, cancel_futures=True)
             blas.restore_original_limits()
@@ -160,6 +166,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
     app.include_router(shadow.router)
     document_fast_routes(app)
     app.limit = client_limit(app.dispatch, settings)
+    app.control = control
     return app
 
 
@@ -169,6 +176,7 @@ class CalibServe(FastAPI):
     per-client cap (``api/limits.py``) wraps both."""
 
     limit: ClientConcurrencyLimit | None = None
+    control: ControlProxy | None = None  # feedback and calibration queries go to the control process
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limit is not None:
@@ -187,6 +195,12 @@ class CalibServe(FastAPI):
             if matched is not None:
                 await serve_predict(self.state.services, matched, scope, receive, send)
                 return
+        if self.control is not None and scope["type"] == "http" and self.control.claims(scope["method"],
+                                                                                          scope["path"]):
+            settings = self.state.services.settings
+            await self.control.forward(scope, receive, send, self.state.services.writer,
+                                       limit=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds)
+            return
         await super().__call__(scope, receive, send)
 
 

@@ -12,10 +12,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.control_process import ControlProcess
 
 DEMO_TOKEN = "demo-admin-token"
 
@@ -40,21 +45,43 @@ def _serve(settings: Settings, workers: int = 1) -> None:
     import uvicorn
 
     migrate_in_child(settings.database_url)
-    if workers > 1:
-        # per-worker registries would give wrong counts: aggregate through files (prometheus multiprocess)
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="calibserve-prom-"))
-        for key, value in settings.model_dump(mode="json").items():
-            if value is not None and key not in ("admin_tokens", "admin_token"):
-                os.environ[f"CALIBSERVE_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-        if settings.admin_token is not None:
-            os.environ["CALIBSERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
-        uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, **_uvicorn_options(settings))  # type: ignore[arg-type]
-        return
-    from service.app import create_app
+    control = _start_control_process(settings) if settings.control_process else None
+    if control is not None:
+        settings = settings.model_copy(update={"control_socket": control.socket_path})
+    try:
+        if workers > 1:
+            _export_settings(settings)
+            uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
+                        workers=workers, **_uvicorn_options(settings))  # type: ignore[arg-type]
+            return
+        from service.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                **_uvicorn_options(settings))  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    **_uvicorn_options(settings))  # type: ignore[arg-type]
+    finally:
+        if control is not None:
+            control.stop()
+
+
+def _export_settings(settings: Settings) -> None:
+    """Settings by environment, for processes that build their own (uvicorn workers, the control process).
+    Several processes then share the metrics through files (prometheus multiprocess mode)."""
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="calibserve-prom-"))
+    for key, value in settings.model_dump(mode="json").items():
+        if value is not None and key not in ("admin_tokens", "admin_token"):
+            os.environ[f"CALIBSERVE_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    if settings.admin_token is not None:
+        os.environ["CALIBSERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
+
+
+def _start_control_process(settings: Settings) -> ControlProcess:
+    from service.control_process import ControlProcess, child_environment
+
+    _export_settings(settings)  # before service.app is imported: the metrics then live in files
+    socket_path = Path(tempfile.mkdtemp(prefix="calibserve-control-")) / "control.sock"
+    control = ControlProcess(child_environment(dict(os.environ), settings.spool_dir), socket_path)
+    control.start()
+    return control
 
 
 # Training and the example row run in child processes: the serving process never maps libtorch or scikit-learn

@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     # every replica re-reads the active calibrators this often (propagation delay bound)
     calibrator_poll_seconds: float = 1.0
 
+    # control process (service/control_process.py): feedback and the calibration queries answered by a second
+    # process on a Unix socket, off the serving process's event loop and GIL; `calibserve serve` sets the socket
+    control_process: bool = Field(default=False, description="Answer feedback and calibration queries from a "
+                                  "child process (`calibserve serve --control-process`).")
+    control_socket: Path | None = Field(default=None, description="Set by `calibserve serve`: where the serving "
+                                        "process forwards those requests.")
+    control_timeout_seconds: float = Field(default=60.0, gt=0, description="A forwarded request's answer must "
+                                           "arrive within this (503 + Retry-After).")
+
     @field_validator("slice_keys")
     @classmethod
     def _check_slice_keys(cls, keys: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PredictionBlock", "PredictionWriter", "SpoolFull", "insert_blocks"]
 
 ORPHAN_SCAN_SECONDS = 10.0
+ID_TO_SPOOL_SECONDS = 0.1
 
 
 class PredictionWriter:
@@ -71,6 +72,9 @@ class PredictionWriter:
         self.refused = 0
         self.dropped = 0  # rows the database refused for good (kept in the spool's dead table)
         self.database_ok = True
+        # Unix time before which every row this process spooled is in the database (a completed round's
+        # start): a label for an id made earlier needs no flush (``may_hold``)
+        self.shipped_before = 0.0
         self._own: SpoolFile | None = None
         self._adopted: list[SpoolFile] = []
         self._wake = threading.Event()
@@ -112,6 +116,12 @@ class PredictionWriter:
 
     def spool_bytes(self) -> int:
         return sum(f.bytes for f in (self._own, *self._adopted) if f is not None)
+
+    def may_hold(self, made_at: float) -> bool:
+        """Whether a row whose id was made at this Unix time may still be in this process's spool (then a
+        ``flush`` puts it in the database). An id is made just before its block is encoded and appended, which
+        takes tens of ms for a large block, hence the margin."""
+        return bool(self._adopted) or made_at >= self.shipped_before - ID_TO_SPOOL_SECONDS
 
     def saturated(self) -> bool:
         """Within 10% of the bound: readiness turns 503 so a load balancer sends traffic elsewhere before
@@ -178,10 +188,12 @@ class PredictionWriter:
             self._adopted.remove(spool)  # drained: the dead process's file goes
             spool.close()
         own = self._spool()
+        started = time.time()
         target = own.last_appended  # read before the batch: an append racing with us is not claimed
         while own.shipped_through < target and self._ship_from(own):
             pass
         with self._shipped:
+            self.shipped_before = max(self.shipped_before, started)
             self._shipped_seq = max(self._shipped_seq, target)
             self._shipped.notify_all()
 

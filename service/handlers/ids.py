@@ -25,3 +25,13 @@ def uuid7_strings(n: int) -> list[str]:
     prefix = text[:28]  # 8-4-4-4- and the first 4 hex digits of the last group: all but the low 32 bits
     low = min(first.int & LOW_MASK, LOW_MASK + 1 - n)
     return [f"{prefix}{v:08x}" for v in range(low, low + n)]
+
+
+def uuid7_seconds(text: str) -> float | None:
+    """The Unix time (ms precision) a UUIDv7 string was made at; None for anything else."""
+    if len(text) != 36 or text[14] != "7" or text[8] != "-":
+        return None
+    try:
+        return int(text[:8] + text[9:13], 16) / 1000.0
+    except ValueError:
+        return None
