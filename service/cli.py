@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -125,7 +125,9 @@ calibserve demo — serving models/ on {base} (database {settings.database_url})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if args.control_process:
+        overrides["control_process"] = True
     _serve(Settings(**overrides), workers=args.workers)
     return 0
 
@@ -163,6 +165,8 @@ def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--control-process", action="store_true",
+                       help="answer feedback and calibration queries from a child process, off the predict loop")
     serve.set_defaults(func=cmd_serve)
     db = sub.add_parser("db", help="run Alembic migrations")
     db.add_argument("action", choices=["upgrade", "downgrade"])

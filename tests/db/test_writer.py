@@ -171,3 +171,21 @@ def test_a_sibling_that_dies_while_we_run_is_adopted(database_url: str, tmp_path
         time.sleep(0.05)
     writer.stop()
     assert stored(database_url) == (5, 5.0)
+
+
+def test_may_hold_is_true_exactly_for_rows_made_after_the_last_completed_round(database_url: str,
+                                                                                 tmp_path: Path) -> None:
+    writer = PredictionWriter(make_engine(database_url), spool_dir=tmp_path, flush_seconds=5.0)
+    writer.start()
+    try:
+        early = block(2)
+        writer.submit(early)
+        made = int(early.ids[0][:8] + early.ids[0][9:13], 16) / 1000
+        assert writer.may_hold(made)  # nothing shipped yet
+        assert writer.flush(timeout=20)
+        assert not writer.may_hold(made - 0.2)  # shipped: older than the round that shipped it, with margin
+        late = block(3)
+        writer.submit(late)
+        assert writer.may_hold(int(late.ids[0][:8] + late.ids[0][9:13], 16) / 1000)
+    finally:
+        writer.stop()

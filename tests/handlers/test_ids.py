@@ -38,3 +38,15 @@ def test_low_bits_near_their_top_do_not_carry_into_the_counter(monkeypatch: pyte
     got = [uuid.UUID(s) for s in uuid7_strings(3)]
     assert [u.int >> 32 for u in got] == [top.int >> 32] * 3  # time and counter unchanged
     assert [u.int & 0xFFFFFFFF for u in got] == [0xFFFFFFFD, 0xFFFFFFFE, 0xFFFFFFFF]
+
+
+def test_uuid7_seconds_reads_the_rfc_9562_example_and_refuses_other_text() -> None:
+    # RFC 9562 appendix A.6: 017F22E2-79B0-7CC3-98C4-DC0C0C07398F was made at 0x017F22E279B0 ms
+    # = 2022-02-22T19:22:22Z (the RFC's "Tuesday, February 22, 2022 2:22:22.00 PM GMT-05:00")
+    assert ids_module.uuid7_seconds("017f22e2-79b0-7cc3-98c4-dc0c0c07398f") == 1645557742.0
+    assert ids_module.uuid7_seconds(str(uuid.uuid4())) is None  # version 4: no time in it
+    assert ids_module.uuid7_seconds("017f22e2-79b0-7cc3-98c4") is None
+    assert ids_module.uuid7_seconds("017f22e2x79b0-7cc3-98c4-dc0c0c07398f") is None
+    assert ids_module.uuid7_seconds("01zf22e2-79b0-7cc3-98c4-dc0c0c07398f") is None
+    made = uuid7_strings(1)[0]
+    assert abs(ids_module.uuid7_seconds(made) - uuid.UUID(made).int / 2**80 / 1000) < 1e-3  # type: ignore[operator]

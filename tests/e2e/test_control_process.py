@@ -1,0 +1,136 @@
+"""``calibserve serve --control-process``: one port, feedback and the calibration queries answered by a child
+process. A label posted right after its prediction is accepted (the serving process flushes its spool first),
+the answers are the ones the service gives without the child, a dead child answers 503 + Retry-After until
+it is started again, and the child never outlives its server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import ROOT, free_port, wait_ready
+from tests.factories import digits
+
+pytestmark = pytest.mark.e2e
+TOKEN = "control-token"
+
+
+@contextmanager
+def serving(database_url: str, repository: Path, work: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {**os.environ, "CALIBSERVE_DATABASE_URL": database_url, "CALIBSERVE_MODEL_REPOSITORY": str(repository),
+           "CALIBSERVE_SPOOL_DIR": str(work / "spool"), "CALIBSERVE_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1",
+           "CALIBSERVE_LOG_FLUSH_SECONDS": "5"}  # a label always overtakes its prediction's shipping round
+    log = (work / "server.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--control-process", "--host",
+                                "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_ready(base, process, 90)
+        except Exception as exc:
+            raise RuntimeError(f"{exc}\n{(work / 'server.log').read_text()[-4000:]}") from None
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def control_children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` and which run ``service.control_process``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and b"service.control_process" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def predict(http: httpx.Client, rows: int) -> list[str]:
+    x, _ = digits()
+    r = http.post("/v1/models/digits/predict", json={"instances": x[:rows].tolist()})
+    assert r.status_code == 200, r.text
+    return [p["prediction_id"] for p in r.json()["predictions"]]
+
+
+def feedback(http: httpx.Client, ids: list[str], label: int = 0) -> httpx.Response:
+    return http.post("/v1/feedback", json={"items": [{"prediction_id": i, "label": label} for i in ids]})
+
+
+def test_feedback_and_queries_go_to_the_child_which_is_restarted_when_it_dies(
+        database_url: str, model_repository: Path, tmp_path: Path) -> None:
+    with serving(database_url, model_repository, tmp_path) as (base, server), \
+            httpx.Client(base_url=base, timeout=30) as http:
+        (child,) = control_children(server.pid)
+        ids = predict(http, 8)
+        r = feedback(http, ids)  # the rows are still in the serving process's spool (5 s rounds)
+        assert r.status_code == 200, r.text
+        assert r.json()["counts"] == {"accepted": 8}
+        assert feedback(http, ids).json()["counts"] == {"duplicate": 8}
+        window = http.get("/v1/models/digits/versions/1/calibration", params={"window": "1h"})
+        assert window.status_code == 200 and window.json()["labelled"] == 8, window.text
+        assert http.get("/v1/models/digits/versions/1/calibrators").status_code == 200
+        bad = http.post("/v1/feedback", content=b"{not json")
+        assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
+        unknown = http.get("/v1/models/nope/versions/1/calibration")
+        assert unknown.status_code == 404 and "error" in unknown.json()
+        metrics = http.get("/metrics").text  # counted in the child, exported by the server's one endpoint
+        assert 'calibserve_feedback_items_total{model="digits",outcome="accepted"} 8.0' in metrics
+
+        os.kill(child, signal.SIGKILL)
+        assert gone(child, 10)
+        down = feedback(http, ids)
+        assert down.status_code == 503 and int(down.headers["retry-after"]) >= 1, down.text
+        assert "control process" in down.json()["error"]
+        assert len(predict(http, 2)) == 2  # predictions do not depend on the child
+
+        deadline = time.monotonic() + 60
+        while (again := feedback(http, ids)).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert again.json()["counts"] == {"duplicate": 8}, again.text  # nothing lost, nothing doubled
+        assert control_children(server.pid) not in ([], [child])
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_the_child_does_not_outlive_its_server(how: signal.Signals, database_url: str, model_repository: Path,
+                                               tmp_path: Path) -> None:
+    with serving(database_url, model_repository, tmp_path) as (_, server):
+        (child,) = control_children(server.pid)
+        server.send_signal(how)
+        server.wait(timeout=30)
+        assert gone(child, 30), f"the control process {child} outlived its server ({how.name})"
