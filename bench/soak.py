@@ -1,7 +1,7 @@
 """Soak: N minutes of mixed traffic against a real ``calibserve serve``; p99 per minute per endpoint, RSS, errors.
 
 ``python -m bench soak [--minutes 10] [--clients 4] [--predict-load 0] [--predict-rate R] [--database-url URL]
-[--repository DIR] [--split | --control-process] [--label-delay S]``.
+[--repository DIR] [--split] [--no-control-process] [--label-delay S]``.
 ``--clients`` threads loop over a mix: v1 predict (batch 1 and 16), v2 infer, feedback for earlier ids,
 the calibration window, the models list and readiness. ``--predict-load C`` adds ``wrk`` with C connections
 hammering v1 predict the whole time (the SQLite lock-starvation check: feedback and calibration p99 must
@@ -12,8 +12,8 @@ write-lock wait over the run (``/metrics`` scraped before and after: where the w
 its last gauge refresh. ``--split`` starts a second server on the same database and sends feedback, the
 calibration window, the models list and readiness there: the control plane in a process of its own, the
 deployment docs/deployment.md describes; labels then wait ``RIPE_SECONDS`` for their predictions to ship.
-``--control-process`` serves with ``calibserve serve --control-process``: one server, one port, whose
-feedback and calibration queries run in its own child process (service/control_process.py).
+The server runs as ``calibserve serve`` does by default: feedback and the calibration queries are forwarded
+to its control process (service/control_process.py); ``--no-control-process`` serves them beside predict.
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ PACED = 'local pause = tonumber(os.getenv("DELAY_MS"))\nfunction delay()\n  retu
 def rss_mib(pid: int) -> float:
     match = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def control_pids(pid: int) -> list[int]:
+    """The server's control process (a child running ``service.control_process``), if it runs one."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and b"service.control_process" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 class Recorder:
@@ -202,7 +215,8 @@ def soak(server: Server, minutes: float, clients: int, predict_load: int, work: 
     print(f"feedback items answered `unknown`: {rec.unknown}; labels only for predictions served ≥ {delay:g} s before"
           + ("; --split: feedback, calibration, models and ready went to a second server on the same database"
              if control is not None else ""))
-    print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB ({rss_end - rss_start:+.1f} MiB)")
+    print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB ({rss_end - rss_start:+.1f} MiB)"
+          + "".join(f"; control process {rss_mib(pid):.1f} MiB" for pid in control_pids(server.pid)))
     waits_end = wait_buckets(server.base_url)
     for name, what in WAITS.items():  # where a request's waiting went, from the server's side
         n, p99 = wait_quantile(waits_start[name], waits_end[name], 0.99)
@@ -236,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", action="store_true",
                         help="serve feedback, calibration, models and readiness from a second calibserve on the same "
                              "database (the control plane on its own process; predict load stays on the first)")
-    parser.add_argument("--control-process", action="store_true",
-                        help="serve with `--control-process`: feedback and the calibration queries are forwarded to "
-                             "the server's own child process (one port, one server)")
+    parser.add_argument("--no-control-process", action="store_true",
+                        help="serve with `--no-control-process`: feedback and the calibration queries run in the "
+                             "serving process, beside predict (the default forwards them to the server's child)")
     parser.add_argument("--label-delay", type=float, help="label a prediction only this many seconds after it was "
                         f"served (default 0; {RIPE_SECONDS} with --split)")
     parser.add_argument("--repository", type=Path, help="a repository with the digits model (else trained)")
@@ -249,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database_url = args.database_url or f"sqlite:///{work / 'calibserve.db'}"
         (work / "control").mkdir()
-        options = {"control_process": "true"} if args.control_process else {}
+        options = {"control_process": "false"} if args.no_control_process else {}
         with serve(work, args.repository, database_url, **options) as server, contextlib.ExitStack() as stack:
             control = stack.enter_context(serve(work / "control", work / "models", database_url,
                                                 spool_dir=work / "control" / "spool")) if args.split else None

@@ -126,8 +126,8 @@ calibserve demo — serving models/ on {base} (database {settings.database_url})
 
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if args.control_process:
-        overrides["control_process"] = True
+    if args.control_process is not None:
+        overrides["control_process"] = args.control_process
     _serve(Settings(**overrides), workers=args.workers)
     return 0
 
@@ -165,8 +165,9 @@ def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--control-process", action="store_true",
-                       help="answer feedback and calibration queries from a child process, off the predict loop")
+    serve.add_argument("--control-process", action=argparse.BooleanOptionalAction,
+                       help="answer feedback and calibration queries from a child process, off the predict loop "
+                            "(default: on, or CALIBSERVE_CONTROL_PROCESS)")
     serve.set_defaults(func=cmd_serve)
     db = sub.add_parser("db", help="run Alembic migrations")
     db.add_argument("action", choices=["upgrade", "downgrade"])

@@ -106,8 +106,8 @@ class Settings(BaseSettings):
 
     # control process (service/control_process.py): feedback and the calibration queries answered by a second
     # process on a Unix socket, off the serving process's event loop and GIL; `calibserve serve` sets the socket
-    control_process: bool = Field(default=False, description="Answer feedback and calibration queries from a "
-                                  "child process (`calibserve serve --control-process`).")
+    control_process: bool = Field(default=True, description="`calibserve serve` answers feedback and calibration "
+                                  "queries from a child process (off: `--no-control-process`).")
     control_socket: Path | None = Field(default=None, description="Set by `calibserve serve`: where the serving "
                                         "process forwards those requests.")
     control_timeout_seconds: float = Field(default=60.0, gt=0, description="A forwarded request's answer must "

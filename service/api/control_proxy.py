@@ -82,6 +82,17 @@ class ControlProxy:
         await send({"type": "http.response.start", "status": status, "headers": reply_headers})
         await send({"type": "http.response.body", "body": reply})
 
+    async def reachable(self) -> bool:
+        """Whether the control process accepts a connection now (readiness reports it)."""
+        try:
+            _, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        except OSError:
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:

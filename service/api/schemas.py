@@ -187,6 +187,8 @@ class Ready(BaseModel):
     database: DatabaseState
     prediction_log: PredictionLogState
     models: dict[str, dict[str, Any]]
+    control_process: bool | None = Field(
+        default=None, description="Whether the control process answers (absent when the server runs none).")
 
 
 class TensorMetadata(BaseModel):

@@ -47,7 +47,9 @@ async def ready(request: Request, services: ServicesDep) -> Response:
     The database state comes from a cached probe (at most one ``SELECT 1`` per ``database_probe_seconds``)
     and is reported; by default an unreachable database does not fail readiness, because predictions are
     spooled durably through an outage (feedback and admin answer 503 + Retry-After meanwhile). With
-    ``ready_requires_database=true`` it does. See docs/reliability.md and docs/prediction_log.md."""
+    ``ready_requires_database=true`` it does. With a control process, ``control_process`` says whether it
+    answers (feedback and calibration queries answer 503 + Retry-After while it restarts); predictions do not
+    depend on it. See docs/reliability.md and docs/prediction_log.md."""
     writer = services.writer
     registry = services.registry
     database = await asyncio.to_thread(database_probe(request).check)
@@ -59,6 +61,9 @@ async def ready(request: Request, services: ServicesDep) -> Response:
                                "refused": writer.refused, "saturated": writer.saturated(),
                                "shipping": writer.database_ok},
             "models": {name: _model_status(e) for name, e in registry.models.items()}}
+    control = getattr(request.app, "control", None)
+    if control is not None:  # predictions do not need it: a dead one is reported and started again, not a 503
+        body["control_process"] = await control.reachable()
     return JSONBytes(body, status_code=200 if ok else 503)
 
 
