@@ -1,7 +1,7 @@
 """Crash: SIGKILL the server 3× under mixed load; every id returned and every label acknowledged is stored.
 
     python -m bench crash [--db sqlite|postgresql|both] [--kills 3] [--seconds 30] [--clients 4] [--repository DIR]
-                       [--tree CHECKOUT]
+                       [--tree CHECKOUT] [--bare]
 
 Per database: a fresh database, the real server (uvicorn subprocess) with a fixed working directory and
 ``CALIBSERVE_SPOOL_DIR``, ``--clients`` threads of mixed load (``bench/faults_load.py``), and ``--kills``
@@ -53,10 +53,10 @@ class CrashRun:
 
 
 def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int, work: Path,
-        tree: Path) -> CrashRun:
+        tree: Path, shipped: bool = True) -> CrashRun:
     x, y = load_digits(return_X_y=True)
     with fresh_database(kind, work, tree) as url:
-        server = Server(database_url=url, repository=repository, work=work, root=tree)
+        server = Server(database_url=url, repository=repository, work=work, root=tree, shipped=shipped)
         ledger = Ledger()
         try:
             first = server.start()
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of load per database while a server is up, shared by the processes")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
     parser.add_argument("--repository", type=Path, help="an existing model repository with digits/1 (skips training)")
+    parser.add_argument("--bare", action="store_true",
+                        help="run the bare app (uvicorn service.app:create_app) instead of `calibserve serve` with "
+                             "its control process")
     parser.add_argument("--tree", type=Path, default=ROOT,
                         help="the checkout whose server and migrations are measured (default: this one)")
     args = parser.parse_args(argv)
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp) / kind
             work.mkdir()
             result = run(kind, repository=repository, kills=args.kills, seconds=args.seconds,
-                         clients=args.clients, work=work, tree=tree)
+                         clients=args.clients, work=work, tree=tree, shipped=not args.bare)
             ok = report(result, kills=args.kills, seconds=args.seconds, clients=args.clients, tree=tree) and ok
     return 0 if ok else 1
 

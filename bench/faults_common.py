@@ -132,11 +132,15 @@ def log_backlog(body: dict[str, Any]) -> int:
 
 
 class Server:
-    """``python -m uvicorn --factory service.app:create_app`` on a fixed port, working directory and spool
-    directory, so a process started after a SIGKILL finds what the killed one left on disk."""
+    """The server as shipped (``python -m service serve``: migrations, then the serving process and its control
+    process) or, with ``shipped=False``, the bare app (``python -m uvicorn --factory service.app:create_app``),
+    on a fixed port, working directory and spool directory, so a process started after a SIGKILL finds what the
+    killed one left on disk. ``kill`` SIGKILLs the serving process alone: its control process, if any, sees
+    its stdin close and stops by itself, as after a real crash of that process."""
 
     def __init__(self, *, database_url: str, repository: Path, work: Path, env: dict[str, str] | None = None,
-                 port: int | None = None, root: Path = ROOT) -> None:
+                 port: int | None = None, root: Path = ROOT, shipped: bool = True) -> None:
+        self.shipped = shipped
         self.work = work
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -155,10 +159,10 @@ class Server:
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.generation + 1} ---\n".encode())
             log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--log-level", "warning"],
-                cwd=self.work, env=self.environ, stdout=log, stderr=subprocess.STDOUT)
+            command = (["-m", "service", "serve"] if self.shipped else
+                       ["-m", "uvicorn", "--factory", "service.app:create_app", "--log-level", "warning"])
+            self.process = subprocess.Popen([sys.executable, *command, "--host", "127.0.0.1", "--port", str(self.port)],
+                                            cwd=self.work, env=self.environ, stdout=log, stderr=subprocess.STDOUT)
         self.generation += 1
         deadline = started + timeout
         while time.monotonic() < deadline:

@@ -1,7 +1,7 @@
 """Outage: PostgreSQL stopped for 30 s under load (always restarted); statuses, latency, readiness, losses.
 
     python -m bench outage [--down 30] [--before 10] [--after 20] [--clients 4] [--repository DIR]
-                        [--tree CHECKOUT]
+                        [--tree CHECKOUT] [--bare]
 
 WARNING: this stops the PostgreSQL cluster 15/main that the whole machine shares (every other session's
 connections are cut) for ``--down`` seconds. It refuses to run unless ``pg_lsclusters`` shows the cluster
@@ -76,11 +76,11 @@ class ReadinessPoller:
 
 
 def run(repository: Path, *, down: float, before: float, after: float, clients: int, work: Path,
-        tree: Path) -> tuple[Ledger, ReadinessPoller, Stored, dict[str, float]]:
+        tree: Path, shipped: bool = True) -> tuple[Ledger, ReadinessPoller, Stored, dict[str, float]]:
     x, y = load_digits(return_X_y=True)
     times: dict[str, float] = {}
     with fresh_database("postgresql", work, tree) as url:
-        server = Server(database_url=url, repository=repository, work=work, root=tree)
+        server = Server(database_url=url, repository=repository, work=work, root=tree, shipped=shipped)
         ledger = Ledger(phase="before")
         try:
             server.start()
@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=float, default=20.0, help="seconds of load after the restart")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
     parser.add_argument("--repository", type=Path, help="an existing model repository with digits/1 (skips training)")
+    parser.add_argument("--bare", action="store_true",
+                        help="run the bare app (uvicorn service.app:create_app) instead of `calibserve serve` with "
+                             "its control process")
     parser.add_argument("--tree", type=Path, default=ROOT,
                         help="the checkout whose server and migrations are measured (default: this one)")
     args = parser.parse_args(argv)
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="calibserve-outage-") as tmp:
         repository = repository_or_train(args.repository, Path(tmp))
         result = run(repository, down=args.down, before=args.before, after=args.after, clients=args.clients,
-                     work=Path(tmp) / "run", tree=args.tree.resolve())
+                     work=Path(tmp) / "run", tree=args.tree.resolve(), shipped=not args.bare)
     return 0 if report(*result, down=args.down, tree=args.tree.resolve()) else 1
 
 
