@@ -63,6 +63,7 @@ TARGETS = [
     Target("f-binary-pg", "(f) calibserve /v2 binary, PostgreSQL", "calibserve-postgresql", V2, "v2-binary"),
     Target("f-json-2w", "(f) calibserve /v2 JSON, SQLite, 2 workers", "calibserve-2-workers", V2, "v2"),
     Target("e-nometrics", "(e) calibserve /v1, SQLite, request metrics off", "calibserve-no-metrics", V1, "v1"),
+    Target("e-single", "(e) calibserve /v1, SQLite, --no-control-process", "calibserve-single", V1, "v1"),
     Target("g-v1", "(g) --compare-tree /v1, SQLite", "compare-tree", V1, "v1"),
     Target("g-json", "(g) --compare-tree /v2 JSON, SQLite", "compare-tree", V2, "v2"),
 ]
@@ -116,6 +117,9 @@ def make_servers(names: set[str], work: Path, model_onnx: Path, repository: Path
         "calibserve-no-metrics": lambda: calibserve_server(
             "calibserve-no-metrics", f"sqlite:///{work / 'nm.db'}", repository,
             extra_env={"CALIBSERVE_REQUEST_METRICS": "false"}),
+        "calibserve-single": lambda: calibserve_server(
+            "calibserve-single", f"sqlite:///{work / 'single.db'}", repository,
+            extra_env={"CALIBSERVE_CONTROL_PROCESS": "false"}),
         "compare-tree": lambda: calibserve_server("compare-tree", f"sqlite:///{work / 'before.db'}", repository,
                                                   tree=Path(str(compare_tree)).resolve()),
     }

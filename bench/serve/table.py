@@ -113,4 +113,8 @@ def checks(rows: list[Run], labels: dict[str, str]) -> list[str]:
     if on is not None and off is not None:  # issue 11 §3: what the per-request metrics cost
         out.append(f"INFO  request metrics, /v1 batch 1: {on.cpu_us - off.cpu_us:+.0f} µs CPU/req with them on; "
                    f"req/s off/on {off.rps / on.rps:.2f}×")
+    single = get.get(("e-single", 1, 8))
+    if on is not None and single is not None:  # what the control process costs (or saves) the predict path
+        out.append(f"INFO  control process, /v1 batch 1: {on.cpu_us - single.cpu_us:+.0f} µs CPU/req with it on; "
+                   f"req/s on/off {on.rps / single.rps:.2f}×, p99 {on.p99_ms:.2f} vs {single.p99_ms:.2f} ms")
     return out

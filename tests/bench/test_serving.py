@@ -19,7 +19,7 @@ def keys(*argv: str) -> list[str]:
 
 def test_default_targets_are_issue_11s_list() -> None:
     assert keys() == ["a", "b", "c", "d", "e", "f-json", "f-binary", "e-pg", "f-json-pg", "f-binary-pg",
-                      "f-json-2w", "e-nometrics"]
+                      "f-json-2w", "e-nometrics", "e-single"]
 
 
 def test_no_peers_drops_mlserver_and_compare_tree_adds_g() -> None:
