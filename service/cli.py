@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,10 +47,22 @@ def _serve(settings: Settings, workers: int = 1) -> None:
     import uvicorn
 
     migrate_in_child(settings.database_url)
-    control = _start_control_process(settings) if settings.control_process else None
-    if control is not None:
-        settings = settings.model_copy(update={"control_socket": control.socket_path})
-    try:
+    # uvicorn stops gracefully on SIGTERM, then raises it again under the handler found at start: with the
+    # default one the process would end right there, before the cleanup below (the control process's graceful
+    # stop, the run directory)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with contextlib.ExitStack() as stack:  # LIFO: the control process stops before its directory goes
+        if workers > 1 or settings.control_process:
+            run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="calibserve-run-")))
+            # several processes, one /metrics: values in files (prometheus multiprocess mode), set before
+            # service.app (and prometheus_client) is imported here or in a child
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                (run_dir / "metrics").mkdir()
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(run_dir / "metrics")
+            if settings.control_process:
+                control = _start_control_process(settings, run_dir / "control.sock")
+                stack.callback(control.stop)
+                settings = settings.model_copy(update={"control_socket": control.socket_path})
         if workers > 1:
             _export_settings(settings)
             uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
@@ -58,15 +72,14 @@ def _serve(settings: Settings, workers: int = 1) -> None:
 
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                     **_uvicorn_options(settings))  # type: ignore[arg-type]
-    finally:
-        if control is not None:
-            control.stop()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _export_settings(settings: Settings) -> None:
-    """Settings by environment, for processes that build their own (uvicorn workers, the control process).
-    Several processes then share the metrics through files (prometheus multiprocess mode)."""
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="calibserve-prom-"))
+    """Settings by environment, for processes that build their own (uvicorn workers, the control process)."""
     for key, value in settings.model_dump(mode="json").items():
         if value is not None and key not in ("admin_tokens", "admin_token"):
             os.environ[f"CALIBSERVE_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
@@ -74,11 +87,10 @@ def _export_settings(settings: Settings) -> None:
         os.environ["CALIBSERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
 
 
-def _start_control_process(settings: Settings) -> ControlProcess:
+def _start_control_process(settings: Settings, socket_path: Path) -> ControlProcess:
     from service.control_process import ControlProcess, child_environment
 
-    _export_settings(settings)  # before service.app is imported: the metrics then live in files
-    socket_path = Path(tempfile.mkdtemp(prefix="calibserve-control-")) / "control.sock"
+    _export_settings(settings)
     control = ControlProcess(child_environment(dict(os.environ), settings.spool_dir), socket_path)
     control.start()
     return control

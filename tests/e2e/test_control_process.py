@@ -25,15 +25,18 @@ TOKEN = "control-token"
 
 
 @contextmanager
-def serving(database_url: str, repository: Path, work: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(database_url: str, repository: Path, work: Path, *, workers: int = 1,
+            flush_seconds: float = 5.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``calibserve serve`` with its control process (the default). The 5 s shipping interval makes a label
+    posted right after its prediction always overtake the prediction's shipping round."""
     port = free_port()
     env = {**os.environ, "CALIBSERVE_DATABASE_URL": database_url, "CALIBSERVE_MODEL_REPOSITORY": str(repository),
            "CALIBSERVE_SPOOL_DIR": str(work / "spool"), "CALIBSERVE_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1",
-           "CALIBSERVE_LOG_FLUSH_SECONDS": "5"}  # a label always overtakes its prediction's shipping round
+           "CALIBSERVE_LOG_FLUSH_SECONDS": str(flush_seconds)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the server makes its own
     log = (work / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--control-process", "--host",
-                                "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", str(workers)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         try:
@@ -134,3 +137,23 @@ def test_the_child_does_not_outlive_its_server(how: signal.Signals, database_url
         server.send_signal(how)
         server.wait(timeout=30)
         assert gone(child, 30), f"the control process {child} outlived its server ({how.name})"
+
+
+def test_workers_share_one_control_process_and_one_metrics_endpoint(database_url: str, model_repository: Path,
+                                                                     tmp_path: Path) -> None:
+    with serving(database_url, model_repository, tmp_path, workers=2, flush_seconds=0.2) as (base, server):
+        (child,) = control_children(server.pid)  # one, beside the workers, whatever their number
+        ids: list[str] = []
+        for _ in range(6):  # new connections: the kernel spreads them over both workers
+            with httpx.Client(base_url=base, timeout=30) as http:
+                ids += predict(http, 4)
+        time.sleep(1.0)  # a label may reach the other worker: after its shipping round, it is in the database
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert feedback(http, ids).json()["counts"] == {"accepted": 24}
+            ready = http.get("/v2/health/ready").json()
+            assert ready["control_process"] is True
+            metrics = http.get("/metrics").text
+            window = http.get("/v1/models/digits/versions/1/calibration", params={"window": "1h"}).json()
+        assert 'calibserve_feedback_items_total{model="digits",outcome="accepted"} 24.0' in metrics
+        assert window["labelled"] == 24 and window["predicted"] == 24
+        assert control_children(server.pid) == [child]
