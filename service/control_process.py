@@ -102,7 +102,8 @@ class ControlProcess:
 
 def child_environment(env: dict[str, str], spool_dir: Path) -> dict[str, str]:
     """What the child changes in the serving settings (passed by environment, like uvicorn workers')."""
-    return {**env, "CALIBSERVE_SPOOL_DIR": str(spool_dir / "control"), "CALIBSERVE_SHIP_PROCESS": "false",
+    child = {k: v for k, v in env.items() if k != "CALIBSERVE_CONTROL_SOCKET"}  # it forwards nothing itself
+    return {**child, "CALIBSERVE_SPOOL_DIR": str(spool_dir / "control"), "CALIBSERVE_SHIP_PROCESS": "false",
             "CALIBSERVE_MAX_CONCURRENT_PER_CLIENT": "0", "CALIBSERVE_CONTROL_PROCESS": "false"}
 
 
