@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from service.db.child_stop import close_and_wait
+
 log = logging.getLogger(__name__)
 
 SOCKET_ENV = "CALIBSERVE_CONTROL_CHILD_SOCKET"
@@ -67,16 +69,8 @@ class ControlProcess:
     def stop(self, timeout: float = 30.0) -> None:
         """Close the child's stdin: it stops gracefully (queued labels are committed first); kill it if not."""
         self._stopping.set()
-        proc = self._proc
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        try:
-            proc.stdin.close()
-            proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
+        if self._proc is not None:
+            close_and_wait(self._proc, timeout)
 
     def _spawn(self) -> None:
         self.socket_path.unlink(missing_ok=True)

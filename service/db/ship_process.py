@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from service.db.child_stop import close_and_wait
 from service.db.inserters import ShipOutage, ShipRefused
 from service.db.spool import Pending
 
@@ -81,15 +82,8 @@ class ShipProcess:
         """Close the child's stdin (it exits after any batch in flight); kill it if it does not."""
         with self._mutex:
             proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        try:
-            proc.stdin.close()
-            proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            close_and_wait(proc, timeout)
 
     def _child(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:

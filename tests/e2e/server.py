@@ -72,11 +72,16 @@ def running_server(database_url: str, model_repository: Path, *, timeout: float 
             raise RuntimeError(f"{exc}\n--- server log ---\n{tail}") from None
         yield base_url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout=15)
         log_path.unlink(missing_ok=True)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (the lifespan's graceful shutdown runs), SIGKILL after ``timeout`` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import ROOT, free_port, wait_ready
+from tests.e2e.server import ROOT, free_port, terminate, wait_ready
 from tests.factories import digits
 
 pytestmark = pytest.mark.e2e
@@ -45,12 +45,7 @@ def serving(database_url: str, repository: Path, work: Path, *, workers: int = 1
             raise RuntimeError(f"{exc}\n{(work / 'server.log').read_text()[-4000:]}") from None
         yield base, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        terminate(process, timeout=30)
         log.close()
 
 
