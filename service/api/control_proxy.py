@@ -108,15 +108,19 @@ class ControlProxy:
         try:
             while self._idle:
                 connection = self._idle.pop()
-                with contextlib.suppress(OSError, EOFError, h11.ProtocolError):
+                try:
                     return await self._answer(connection, request, body)
+                except TimeoutError:  # it took the request and did not answer: not retried
+                    raise
+                except (OSError, EOFError, h11.ProtocolError):  # closed while idle: try the next, or a new one
+                    continue
             connection = await _Connection.open(self.socket_path)
             return await self._answer(connection, request, body)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            raise ControlUnreachable(f"the control process did not answer within {self.timeout:g} s; retry "
+                                     "shortly", self.retry_after) from None
         except (OSError, EOFError, h11.ProtocolError) as exc:
             raise ControlUnreachable(f"the control process does not answer ({type(exc).__name__}); retry "
-                                     "shortly", self.retry_after) from None
-        except TimeoutError:
-            raise ControlUnreachable(f"the control process did not answer within {self.timeout:g} s; retry "
                                      "shortly", self.retry_after) from None
 
     async def _answer(self, connection: _Connection, request: h11.Request,
