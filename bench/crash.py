@@ -3,7 +3,8 @@
     python -m bench crash [--db sqlite|postgresql|both] [--kills 3] [--seconds 30] [--clients 4] [--repository DIR]
                        [--tree CHECKOUT] [--bare]
 
-Per database: a fresh database, the real server (uvicorn subprocess) with a fixed working directory and
+Per database: a fresh database, the real server (`calibserve serve`, with its control process; `--bare`: the app
+alone under uvicorn) with a fixed working directory and
 ``CALIBSERVE_SPOOL_DIR``, ``--clients`` threads of mixed load (``bench/faults_load.py``), and ``--kills``
 SIGKILLs, each followed by a restart on the same database and directories; each of the ``--kills + 1``
 processes serves ``--seconds / (kills + 1)`` s of load (restart time comes on top). Then it waits until
