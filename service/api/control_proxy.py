@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ class ControlProxy:
     async def _exchange(self, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One request on a pooled connection; a pooled one the control process has closed (idle, restarted) is
         retried once on a new connection. Safe for these routes: a repeated label is answered ``duplicate``."""
-        target = scope["path"].encode("latin-1") + (b"?" + scope["query_string"] if scope["query_string"] else b"")
+        # the path as the client sent it (percent-encoded): the decoded one may hold any character
+        raw = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode("ascii")
+        target = raw + (b"?" + scope["query_string"] if scope["query_string"] else b"")
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in NOT_FORWARDED]
         headers += [(b"host", b"calibserve-control"), (b"content-length", str(len(body)).encode())]
         request = h11.Request(method=scope["method"], target=target, headers=headers)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench._hostile_cases import hostile_cases
 from tests.e2e.server import ROOT, free_port, terminate, wait_ready
 from tests.factories import digits
 
@@ -152,3 +153,20 @@ def test_workers_share_one_control_process_and_one_metrics_endpoint(database_url
         assert 'calibserve_feedback_items_total{model="digits",outcome="accepted"} 24.0' in metrics
         assert window["labelled"] == 24 and window["predicted"] == 24
         assert control_children(server.pid) == [child]
+
+
+def test_every_hostile_case_gets_its_4xx_through_the_control_process(database_url: str, model_repository: Path,
+                                                                      tmp_path: Path) -> None:
+    """bench/_hostile_cases.py against the server as shipped: the forwarded routes keep the error contract
+    (a Unicode digit in a forwarded path once came back as a 500)."""
+    with serving(database_url, model_repository, tmp_path) as (base, _), \
+            httpx.Client(base_url=base, timeout=60) as http:
+        pid = predict(http, 1)[0]
+        wrong = []
+        for case in hostile_cases(pid):
+            headers = {**case.headers, **({"authorization": f"Bearer {TOKEN}"} if case.admin else {})}
+            response = http.request(case.method, case.path, params=case.params, content=case.body, headers=headers)
+            if response.status_code != case.expected or (response.status_code >= 400
+                                                          and set(response.json()) != {"error"}):
+                wrong.append((case.name, case.expected, response.status_code, response.text[:200]))
+    assert wrong == []
