@@ -37,7 +37,9 @@ import numpy as np
 
 from bench._hostile_cases import ROW
 from bench.hostile import Server, serve
+from bench.serve.proc import live_children
 
+CONTROL = b"service.control_process"  # the server's control process, on its command line
 ENDPOINTS = ("v1_predict", "v1_predict_16", "v2_infer", "feedback", "calibration", "models", "ready")
 LUA = 'wrk.method = "POST"\nwrk.body = os.getenv("BODY")\nwrk.headers["Content-Type"] = "application/json"\n'
 # paced load: each connection waits DELAY_MS before each request, so C connections send at most C/DELAY
@@ -48,19 +50,6 @@ PACED = 'local pause = tonumber(os.getenv("DELAY_MS"))\nfunction delay()\n  retu
 def rss_mib(pid: int) -> float:
     match = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     return int(match.group(1)) / 1024 if match else float("nan")
-
-
-def control_pids(pid: int) -> list[int]:
-    """The server's control process (a child running ``service.control_process``), if it runs one."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid and b"service.control_process" in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 class Recorder:
@@ -216,7 +205,7 @@ def soak(server: Server, minutes: float, clients: int, predict_load: int, work: 
           + ("; --split: feedback, calibration, models and ready went to a second server on the same database"
              if control is not None else ""))
     print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB ({rss_end - rss_start:+.1f} MiB)"
-          + "".join(f"; control process {rss_mib(pid):.1f} MiB" for pid in control_pids(server.pid)))
+          + "".join(f"; control process {rss_mib(pid):.1f} MiB" for pid in live_children(server.pid, CONTROL)))
     waits_end = wait_buckets(server.base_url)
     for name, what in WAITS.items():  # where a request's waiting went, from the server's side
         n, p99 = wait_quantile(waits_start[name], waits_end[name], 0.99)

@@ -21,6 +21,7 @@ class Stat:
     pid: int
     ppid: int
     cpu_ticks: int  # utime + stime + cutime + cstime
+    state: str = "R"  # field 3: "Z" for a zombie
 
 
 def parse_stat(text: str) -> Stat:
@@ -30,7 +31,7 @@ def parse_stat(text: str) -> Stat:
     rest = text[text.rindex(")") + 2 :].split()  # rest[0] is field 3 (state)
     ppid = int(rest[1])
     utime, stime, cutime, cstime = (int(v) for v in rest[11:15])
-    return Stat(pid, ppid, utime + stime + cutime + cstime)
+    return Stat(pid, ppid, utime + stime + cutime + cstime, rest[0])
 
 
 def all_stats(proc: Path = PROC) -> dict[int, Stat]:
@@ -56,6 +57,20 @@ def tree(root: int, stats: dict[int, Stat]) -> list[int]:
         out.append(pid)
         frontier.extend(sorted(children.get(pid, [])))
     return out
+
+
+def live_children(parent: int, marker: bytes, proc: Path = PROC) -> list[int]:
+    """Live (not zombie) children of ``parent`` whose command line holds ``marker``, e.g. a server's control
+    process (``b"service.control_process"``)."""
+    found = []
+    for stat in all_stats(proc).values():
+        if stat.ppid == parent and stat.state != "Z":
+            try:
+                if marker in (proc / str(stat.pid) / "cmdline").read_bytes():
+                    found.append(stat.pid)
+            except OSError:  # exited meanwhile
+                continue
+    return sorted(found)
 
 
 def tree_cpu_seconds(root: int, proc: Path = PROC) -> float:

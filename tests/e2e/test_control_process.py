@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from bench._hostile_cases import hostile_cases
+from bench.serve.proc import live_children
 from tests.e2e.server import ROOT, free_port, terminate, wait_ready
 from tests.factories import digits
 
@@ -51,20 +52,7 @@ def serving(database_url: str, repository: Path, work: Path, *, workers: int = 1
 
 
 def control_children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` and which run ``service.control_process``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and b"service.control_process" in cmdline:
-            found.append(int(entry.name))
-    return found
+    return live_children(pid, b"service.control_process")
 
 
 def gone(pid: int, timeout: float) -> bool:

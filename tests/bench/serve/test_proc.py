@@ -31,7 +31,18 @@ def fake_proc(root: Path, entries: list[tuple[int, str, int, int, int, int, int,
 
 def test_parse_stat_handles_spaces_and_parentheses_in_the_command_name() -> None:
     s = proc.parse_stat(stat_line(42, "uvicorn (worker) 1", 7, 100, 20, 3, 4))
-    assert (s.pid, s.ppid, s.cpu_ticks) == (42, 7, 127)
+    assert (s.pid, s.ppid, s.cpu_ticks, s.state) == (42, 7, 127, "S")
+
+
+def test_live_children_are_the_marked_children_that_are_not_zombies(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, [(10, "server", 1, 0, 0, 0, 0, 1), (11, "python", 10, 0, 0, 0, 0, 1),
+                                (12, "python", 10, 0, 0, 0, 0, 1), (13, "python", 10, 0, 0, 0, 0, 1),
+                                (14, "python", 99, 0, 0, 0, 0, 1)])
+    for pid, cmdline in ((11, b"python\0-m\0service.control_process\0"), (12, b"python\0-m\0service.db.x\0"),
+                         (13, b"python\0-m\0service.control_process\0"), (14, b"service.control_process")):
+        (root / str(pid) / "cmdline").write_bytes(cmdline)
+    (root / "13" / "stat").write_text(stat_line(13, "python", 10, 0, 0, 0, 0).replace(" S ", " Z ") + "\n")
+    assert proc.live_children(10, b"service.control_process", root) == [11]
 
 
 def test_tree_sums_descendants_and_reaped_children_but_not_strangers(tmp_path: Path) -> None:
