@@ -11,7 +11,8 @@ processes serves ``--seconds / (kills + 1)`` s of load (restart time comes on to
 readiness reports an empty prediction-log backlog and compares what the clients were told with the tables:
 ids returned vs ``predictions`` rows (missing ones counted per server process), labels acknowledged
 ``accepted``/``duplicate`` vs ``feedback`` rows (lost, changed), and the statistics tables vs the rows they
-summarise. Exit status 1 when anything was lost or disagrees.
+summarise. It also counts the run directories (``service/run_directory.py``) in the server's own TMPDIR: the
+live server's one after each restart, none after the stop. Exit status 1 when anything was lost or disagrees.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class CrashRun:
     kill_to_ready: list[float]
     drain: float
     readiness: dict[str, Any]
+    run_directories: list[int]  # in the server's TMPDIR after each restart, then after its stop
+    shipped: bool
 
 
 def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int, work: Path,
@@ -63,7 +66,7 @@ def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int
             first = server.start()
             load = LoadClients(server.base_url, ledger, x, y, clients=clients)
             load.start()
-            kill_to_ready = []
+            kill_to_ready, run_directories = [], []
             try:
                 # every process serves the same share of the load before its SIGKILL (restarts are not counted,
                 # so a slow start on a busy machine does not leave a process killed before it served anything)
@@ -74,6 +77,7 @@ def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int
                     server.start()
                     ledger.generation = server.generation
                     kill_to_ready.append(time.monotonic() - killed)
+                    run_directories.append(server.run_directories())
                 time.sleep(seconds / (kills + 1))
             finally:
                 load.stop()
@@ -82,7 +86,8 @@ def run(kind: str, *, repository: Path, kills: int, seconds: float, clients: int
             stored = read_stored(url)
         finally:
             server.stop()
-    return CrashRun(kind, ledger, stored, first, kill_to_ready, drain, body)
+        run_directories.append(server.run_directories())
+    return CrashRun(kind, ledger, stored, first, kill_to_ready, drain, body, run_directories, shipped)
 
 
 def report(r: CrashRun, *, kills: int, seconds: float, clients: int, tree: Path) -> bool:
@@ -96,6 +101,9 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int, tree: Path)
     ok_pred, ok_fb = not missing, not lost_labels and not changed
     ok_cal, ok_cnt = abs(st.calibration_totals - n_fb) < 1e-6, abs(st.prediction_counts - n_pred) < 1e-6
     by_process = ", ".join(str(per_process.get(g, 0)) for g in range(1, kills + 2))
+    # the live server's own, and none once it stopped: a killed server's is removed by the next start
+    expected_dirs = [int(r.shipped)] * kills + [0]
+    ok_dirs = r.run_directories == expected_dirs
     rows: list[list[object]] = [
         ["prediction ids returned → `predictions` rows", len(led.returned), len(led.returned) - len(missing),
          f"{len(missing)} (per process: {by_process})", "PASS" if ok_pred else "FAIL"],
@@ -106,6 +114,8 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int, tree: Path)
          f"{st.calibration_totals - n_fb:+,.0f}", "PASS" if ok_cal else "FAIL"],
         ["Σ prediction_counts.count = prediction rows", n_pred, round(st.prediction_counts),
          f"{st.prediction_counts - n_pred:+,.0f}", "PASS" if ok_cnt else "FAIL"],
+        ["run directories in TMPDIR after each restart, then after the stop", expected_dirs, r.run_directories,
+         "none left" if ok_dirs else "left behind", "PASS" if ok_dirs else "FAIL"],
     ]
     print(f"\ncrash on {r.kind} — {commit_label(tree)}, {kills} SIGKILLs, {seconds:g} s of load while up, "
           f"{clients} client threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -122,7 +132,7 @@ def report(r: CrashRun, *, kills: int, seconds: float, clients: int, tree: Path)
     print(f"start → ready {r.first_ready:.2f} s; SIGKILL → ready {', '.join(f'{t:.2f}' for t in r.kill_to_ready)} s; "
           f"drain after load {r.drain:.2f} s")
     print(f"readiness after drain: {json.dumps(r.readiness.get('prediction_log'))}")
-    return ok_pred and ok_fb and ok_cal and ok_cnt
+    return ok_pred and ok_fb and ok_cal and ok_cnt and ok_dirs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+
+from service.run_directory import PREFIX as RUN_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("CALIBSERVE_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -146,9 +149,13 @@ class Server:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / "server.log"
         (work / "spool").mkdir(parents=True, exist_ok=True)
+        # the server's own TMPDIR, so every run directory there is one of its; short (not under ``work``): the
+        # control socket inside must fit a Unix socket's path. Removed with this object.
+        self._temporary = tempfile.TemporaryDirectory(prefix="cs-")
+        self.temporary = Path(self._temporary.name)
         self.environ = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1",
                         "CALIBSERVE_DATABASE_URL": database_url, "CALIBSERVE_MODEL_REPOSITORY": str(repository),
-                        "CALIBSERVE_SPOOL_DIR": str(work / "spool"),
+                        "CALIBSERVE_SPOOL_DIR": str(work / "spool"), "TMPDIR": str(self.temporary),
                         **{f"CALIBSERVE_{k.upper()}": v for k, v in (env or {}).items()}}
         self.process: subprocess.Popen[bytes] | None = None
         self.generation = 0  # incremented at every start: which process answered a request
@@ -175,6 +182,10 @@ class Server:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"server not ready within {timeout} s\n{self.log_tail()}")
+
+    def run_directories(self) -> int:
+        """How many run directories (service/run_directory.py) are in the server's TMPDIR."""
+        return sum(1 for _ in self.temporary.glob(f"{RUN_PREFIX}*"))
 
     def kill(self) -> None:
         """SIGKILL: no lifespan shutdown, no flush; whatever only lived in memory is gone."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from service.monitoring.loop_lag import sample_loop_lag
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
+from service.run_directory import hold_run_directory
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        run_directory = hold_run_directory()  # under `calibserve serve`: its metrics files, its socket
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
         # blocking work goes through asyncio.to_thread, which queues it at once; starlette's run_in_threadpool
         # first yields to the loop twice (anyio's checkpoint and its limiter's), a whole loop iteration each
@@ -155,6 +158,8 @@ def create_app(settings: Settings | None = None, metrics: ServiceMetrics | None 
             services.engine.dispose()
             executor.shutdown(wait=False, cancel_futures=True)
             blas.restore_original_limits()
+            if run_directory is not None:
+                os.close(run_directory)
 
     app = CalibServe(title="calibserve", version=__version__, lifespan=lifespan,
                   description="Calibrated ONNX classifiers with feedback and online calibration monitoring.")

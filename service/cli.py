@@ -12,13 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from service.run_directory import ENV as RUN_DIRECTORY_ENV
+from service.run_directory import SOCKET as RUN_DIRECTORY_SOCKET
+from service.run_directory import run_directory
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,14 +55,15 @@ def _serve(settings: Settings, workers: int = 1) -> None:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with contextlib.ExitStack() as stack:  # LIFO: the control process stops before its directory goes
         if workers > 1 or settings.control_process:
-            run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="calibserve-run-")))
+            run_dir = stack.enter_context(run_directory())  # and removes those SIGKILLed servers left
+            os.environ[RUN_DIRECTORY_ENV] = str(run_dir)  # workers and the control process hold it too
             # several processes, one /metrics: values in files (prometheus multiprocess mode), set before
             # service.app (and prometheus_client) is imported here or in a child
             if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 (run_dir / "metrics").mkdir()
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(run_dir / "metrics")
             if settings.control_process:
-                control = _start_control_process(settings, run_dir / "control.sock")
+                control = _start_control_process(settings, run_dir / RUN_DIRECTORY_SOCKET)
                 stack.callback(control.stop)
                 settings = settings.model_copy(update={"control_socket": control.socket_path})
         if workers > 1:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import pytest
 
 from bench._hostile_cases import hostile_cases
 from bench.serve.proc import live_children
+from service.run_directory import PREFIX
 from tests.e2e.server import ROOT, free_port, terminate, wait_ready
 from tests.factories import digits
 
@@ -27,14 +29,16 @@ TOKEN = "control-token"
 
 
 @contextmanager
-def serving(database_url: str, repository: Path, work: Path, *, workers: int = 1,
-            flush_seconds: float = 5.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(database_url: str, repository: Path, work: Path, *, workers: int = 1, flush_seconds: float = 5.0,
+            temporary: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``calibserve serve`` with its control process (the default). The 5 s shipping interval makes a label
     posted right after its prediction always overtake the prediction's shipping round."""
     port = free_port()
     env = {**os.environ, "CALIBSERVE_DATABASE_URL": database_url, "CALIBSERVE_MODEL_REPOSITORY": str(repository),
            "CALIBSERVE_SPOOL_DIR": str(work / "spool"), "CALIBSERVE_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1",
            "CALIBSERVE_LOG_FLUSH_SECONDS": str(flush_seconds)}
+    if temporary is not None:
+        env["TMPDIR"] = str(temporary)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the server makes its own
     log = (work / "server.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -116,11 +120,19 @@ def test_feedback_and_queries_go_to_the_child_which_is_restarted_when_it_dies(
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_the_child_does_not_outlive_its_server(how: signal.Signals, database_url: str, model_repository: Path,
                                                tmp_path: Path) -> None:
-    with serving(database_url, model_repository, tmp_path) as (_, server):
-        (child,) = control_children(server.pid)
-        server.send_signal(how)
-        server.wait(timeout=30)
-        assert gone(child, 30), f"the control process {child} outlived its server ({how.name})"
+    with tempfile.TemporaryDirectory(prefix="cs-") as name:  # TMPDIR: every run directory there is this test's
+        temporary = Path(name)
+        with serving(database_url, model_repository, tmp_path, temporary=temporary) as (_, server):
+            (child,) = control_children(server.pid)
+            (run_dir,) = temporary.glob(f"{PREFIX}*")
+            server.send_signal(how)
+            server.wait(timeout=30)
+            assert gone(child, 30), f"the control process {child} outlived its server ({how.name})"
+        # SIGTERM: the server removed its run directory; SIGKILL: the next server start does
+        assert run_dir.exists() is (how == signal.SIGKILL)
+        with serving(database_url, model_repository, tmp_path, temporary=temporary):
+            (current,) = temporary.glob(f"{PREFIX}*")
+            assert current != run_dir
 
 
 def test_workers_share_one_control_process_and_one_metrics_endpoint(database_url: str, model_repository: Path,

@@ -48,11 +48,14 @@ def test_every_returned_prediction_id_survives_a_sigkill(database_url: str, mode
                 ids += _predict(http, i, x[8 * i:8 * (i + 1)])
         server.kill()
         assert len(set(ids)) == 8 * REQUESTS
+        assert server.run_directories() == 1  # the killed server could not remove its own
         server.start()
+        assert server.run_directories() == 1  # the new server's: the start removed the killed one's
         server.wait_drained(lambda: count_predictions(database_url), timeout=60)
         stored = read_stored(database_url)
     finally:
         server.stop()
+    assert server.run_directories() == 0
     missing = [p for p in ids if p not in stored.prediction_ids]
     assert not missing, f"{len(missing)} of {len(ids)} returned prediction ids are not stored after the restart"
     assert stored.prediction_counts == len(stored.prediction_ids)
