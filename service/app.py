@@ -74,6 +74,7 @@ def build_services(settings: Settings, metrics: ServiceMetrics | None = None) ->
         feedback=FeedbackIngest(sessions=sessions, registry=registry, writer=writer, metrics=metrics,
                                 max_items=settings.max_feedback_items, bucket_seconds=settings.bucket_seconds,
                                 counter_bins=settings.ece_bins,
+                                recent_wait_seconds=settings.feedback_recent_wait_seconds,
                                 slices=SliceRecorder(keys=settings.slice_keys, max_values=settings.slice_max_values,
                                                      bucket_seconds=settings.bucket_seconds,
                                                      counter_bins=settings.ece_bins, metrics=metrics.slices),

@@ -5,6 +5,12 @@ retried batch changes nothing), ``conflict`` (a different label was stored first
 ``unknown`` (no such prediction yet — retryable: it may still be in another replica's log) or
 ``invalid`` (malformed id, label not among the model's classes).
 
+A label that names a prediction made less than ``recent_wait_seconds`` ago and not found, even after this
+process flushed its own log, waits until the prediction is that old and is looked up once more: another
+worker or replica ships its log every ``log_flush_seconds``, and a label posted right after its prediction
+is then ``accepted`` instead of ``unknown``. The wait happens on the event loop, outside the group-commit
+thread, so other requests' labels do not wait with it. Ids are UUIDv7: their time says how old they are.
+
 A small request goes to the group-commit thread as it came: that thread validates every request queued
 with it, looks their ids up together (a label that overtook its prediction flushes this process's writer
 once, and is looked up once more), and adds the feedback rows and their per-bucket statistics in one
@@ -16,6 +22,7 @@ A request that fails validation is answered alone; a large request is served who
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -36,6 +43,7 @@ from service.db.writer import PredictionWriter
 from service.errors import InvalidInput, PayloadTooLarge, ServiceError
 from service.handlers.feedback_labels import label_index, valid_prediction_id
 from service.handlers.group_commit import GroupCommit
+from service.handlers.ids import uuid7_seconds
 from service.handlers.shadow_scoring import ShadowScoring
 from service.monitoring.bin_counters import count_bins
 from service.monitoring.decision_feedback import add_label_stats
@@ -44,6 +52,7 @@ from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
 
 SMALL_REQUEST = 100  # items; smaller requests share a transaction with their concurrent peers
+LATER = "later"  # internal: not found yet, young enough to be looked up again after the wait (never answered)
 
 
 @dataclass
@@ -56,12 +65,21 @@ class ItemResult:
 
 
 @dataclass
+class Submitted:
+    """One request's (prediction id, label) pairs; ``may_wait``: a recent id not found yet is judged ``LATER``."""
+
+    items: list[tuple[Any, Any]]
+    may_wait: bool = False
+
+
+@dataclass
 class Checked:
     """One request after validation: which positions name which (well-formed) prediction id."""
 
     items: list[tuple[Any, Any]]
     results: list[ItemResult | None]  # set for the items already judged (malformed ids)
     wanted: dict[str, list[int]]
+    may_wait: bool = False
 
 
 @dataclass
@@ -76,8 +94,10 @@ class Prepared:
 class FeedbackIngest:
     def __init__(self, *, sessions: sessionmaker[Session], registry: Registry, writer: PredictionWriter,
                  metrics: ServiceMetrics, max_items: int, bucket_seconds: int, counter_bins: int,
-                 slices: SliceRecorder | None = None, shadows: ShadowScoring | None = None) -> None:
+                 slices: SliceRecorder | None = None, shadows: ShadowScoring | None = None,
+                 recent_wait_seconds: float = 0.0) -> None:
         self.sessions = sessions
+        self.recent_wait_seconds = recent_wait_seconds
         self.registry = registry
         self.writer = writer
         self.metrics = metrics
@@ -87,7 +107,7 @@ class FeedbackIngest:
         self.slices = slices or SliceRecorder(keys=(), max_values=1, bucket_seconds=bucket_seconds,
                                               counter_bins=counter_bins, metrics=metrics.slices)
         self.shadows = shadows  # shadow calibrators scored on the same labels, in the same transaction
-        self._group: GroupCommit[list[tuple[Any, Any]], list[ItemResult]] = GroupCommit(
+        self._group: GroupCommit[Submitted, list[ItemResult]] = GroupCommit(
             self._serve_group, max_group=64, name="feedback-commit", shared=database_unreachable)
 
     def start(self) -> None:
@@ -98,23 +118,32 @@ class FeedbackIngest:
 
     async def submit(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
         """Per-item statuses, each ``accepted`` item committed before this returns."""
-        if len(items) < SMALL_REQUEST:
-            return await _wait(self._group.submit(items))
-        return await asyncio.to_thread(self.submit_sync, items)
+        if len(items) >= SMALL_REQUEST:
+            return await asyncio.to_thread(self.submit_sync, items)
+        results = await _wait(self._group.submit(Submitted(items, may_wait=self.recent_wait_seconds > 0)))
+        later = [i for i, r in enumerate(results) if r.status == LATER]
+        if later:  # a sibling's next shipping round may bring them: look again once they are old enough
+            ripe = max(uuid7_seconds(results[i].prediction_id) or 0.0 for i in later) + self.recent_wait_seconds
+            await asyncio.sleep(max(0.0, ripe - time.time()))
+            again = await _wait(self._group.submit(Submitted([items[i] for i in later])))
+            for i, result in zip(later, again, strict=True):
+                results[i] = result
+        return results
 
     def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
-        """The same, in the calling thread (a large request; the CLI; tests of the transaction itself)."""
-        (outcome,) = self._serve_group([items])
+        """The same, in the calling thread (a large request; the CLI; tests of the transaction itself), without
+        the wait for recent ids."""
+        (outcome,) = self._serve_group([Submitted(items)])
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
     # ---- validate, look up and judge: for the requests of one group together ----------------------
-    def _serve_group(self, requests: Sequence[list[tuple[Any, Any]]]) -> list[list[ItemResult] | BaseException]:
+    def _serve_group(self, requests: Sequence[Submitted]) -> list[list[ItemResult] | BaseException]:
         checked: list[Checked | ServiceError] = []
-        for items in requests:
+        for request in requests:
             try:
-                checked.append(self._check(items))
+                checked.append(self._check(request.items, request.may_wait))
             except ServiceError as exc:  # this request's own answer (400, 413): the others go on
                 checked.append(exc)
         known = self._find([pid for c in checked if isinstance(c, Checked) for pid in c.wanted])
@@ -124,12 +153,12 @@ class FeedbackIngest:
         return [p if isinstance(p, ServiceError) else self._settle(p, next(stored) if p.labels else {})
                 for p in prepared]
 
-    def _check(self, items: list[tuple[Any, Any]]) -> Checked:
+    def _check(self, items: list[tuple[Any, Any]], may_wait: bool = False) -> Checked:
         if not items:
             raise InvalidInput("items must hold at least one {prediction_id, label}")
         if len(items) > self.max_items:
             raise PayloadTooLarge(f"a feedback batch holds at most {self.max_items} items, got {len(items)}")
-        checked = Checked(items, [None] * len(items), defaultdict(list))
+        checked = Checked(items, [None] * len(items), defaultdict(list), may_wait)
         for i, (pid, _label) in enumerate(items):
             if valid_prediction_id(pid):
                 checked.wanted[pid].append(i)
@@ -150,10 +179,15 @@ class FeedbackIngest:
     def _judge_all(self, checked: Checked, known: dict[str, StoredPrediction]) -> Prepared:
         prepared = Prepared([], {}, known)
         results = checked.results
+        recent = time.time() - self.recent_wait_seconds
         for pid, positions in checked.wanted.items():
             row = known.get(pid)
+            made = uuid7_seconds(pid) if row is None and checked.may_wait else None
             for i in positions:
-                results[i] = self._judge(prepared, pid, row, checked.items[i][1])
+                if made is not None and recent < made <= time.time() + 1.0:  # not a forged time in the future
+                    results[i] = ItemResult(pid, LATER)
+                else:
+                    results[i] = self._judge(prepared, pid, row, checked.items[i][1])
         prepared.results = [r for r in results if r is not None]
         return prepared
 
@@ -238,6 +272,8 @@ class FeedbackIngest:
                 else:
                     r.status, r.stored_label = "conflict", previous
                     r.detail = "a different label was stored first; the first is kept"
+            if r.status == LATER:  # answered, and counted, after its second look-up
+                continue
             row = prepared.known.get(r.prediction_id)
             model = row.model if row is not None and row.model in self.registry.models else "unknown"
             self.metrics.feedback.labels(model, r.status).inc()

@@ -143,8 +143,8 @@ def test_workers_share_one_control_process_and_one_metrics_endpoint(database_url
         for _ in range(6):  # new connections: the kernel spreads them over both workers
             with httpx.Client(base_url=base, timeout=30) as http:
                 ids += predict(http, 4)
-        time.sleep(1.0)  # a label may reach the other worker: after its shipping round, it is in the database
         with httpx.Client(base_url=base, timeout=30) as http:
+            # at once: a label whose prediction is still in the other worker's spool waits for its shipping round
             assert feedback(http, ids).json()["counts"] == {"accepted": 24}
             ready = http.get("/v2/health/ready").json()
             assert ready["control_process"] is True

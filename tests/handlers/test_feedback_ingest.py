@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
+
 import anyio
 import numpy as np
 import orjson
 import pytest
 from sqlalchemy import func, select
 
+from service.app import build_services
 from service.db.tables import CalibrationTotals, Feedback
 from service.errors import InvalidInput
 from service.handlers.feedback_ingest import ItemResult
 from service.handlers.services import Services
 from service.handlers.v1_codec import V1Codec
+from service.settings import Settings
 from tests.factories import digits
 
 
@@ -126,6 +132,62 @@ def test_a_label_that_overtook_its_row_is_found_after_a_flush(services: Services
         return out
 
     assert [[r.status for r in rs] for rs in anyio.run(main)] == [["accepted"], ["accepted"]]
+
+
+def _outcomes(services: Services) -> dict[str, float]:
+    reg = services.metrics.registry
+    return {o: reg.get_sample_value("calibserve_feedback_items_total", {"model": m, "outcome": o}) or 0.0
+            for o, m in (("accepted", "digits"), ("unknown", "unknown"))}
+
+
+@pytest.mark.parametrize("wait", [0.0, 1.5])
+def test_a_label_for_another_workers_unshipped_prediction_waits_for_its_round(services: Services,
+                                                                              settings: Settings, wait: float) -> None:
+    """A sibling (another worker or replica on the same database) served the prediction and ships it 0.3 s
+    later: this process cannot flush that log. With a wait, the label is looked up again once the prediction
+    is ``wait`` old and is accepted, counted once; without one it is ``unknown``."""
+    services.feedback.recent_wait_seconds = wait
+    sibling = build_services(settings.model_copy(update={"spool_dir": settings.spool_dir / "sibling",
+                                                         "log_flush_seconds": 30.0}))
+    sibling.registry.load_all()
+    sibling.writer.start()
+    try:
+        (pid,) = _serve(sibling, 1)
+        shipper = threading.Timer(0.3, sibling.writer.flush)  # the sibling's next shipping round
+        shipper.start()
+        started = time.monotonic()
+        (result,) = anyio.run(services.feedback.submit, [(pid, 0)])
+        waited = time.monotonic() - started
+        shipper.join()
+    finally:
+        sibling.writer.stop()
+        sibling.engine.dispose()
+    if wait == 0:
+        assert result.status == "unknown" and waited < 0.3
+        assert _outcomes(services) == {"accepted": 0, "unknown": 1}
+    else:
+        assert result.status == "accepted" and 1.0 < waited < wait + 1.0
+        assert _outcomes(services) == {"accepted": 1, "unknown": 0}  # the first look-up is not counted
+
+
+def test_only_recent_missing_ids_wait(services: Services) -> None:
+    """An old UUIDv7, a UUIDv4 (no time) and a time in the future are answered at once; a recent one that is
+    never stored waits its turn and is then ``unknown``, in the same answer, in request order."""
+    services.feedback.recent_wait_seconds = 0.8
+    old = "0192f3a4-5b6c-7d8e-9f00-112233445566"  # 2024
+    now_ms = int(time.time() * 1000)
+    recent = f"{now_ms:012x}"[:8] + "-" + f"{now_ms:012x}"[8:] + "-7000-8000-000000000001"
+    future = f"{now_ms + 3_600_000:012x}"[:8] + "-" + f"{now_ms + 3_600_000:012x}"[8:] + "-7000-8000-000000000001"
+    (known,) = _serve(services, 1)
+    started = time.monotonic()
+    quick = anyio.run(services.feedback.submit, [(old, 0), (str(uuid.uuid4()), 0), (future, 0), (known, 0)])
+    assert time.monotonic() - started < 0.5
+    assert [r.status for r in quick] == ["unknown", "unknown", "unknown", "accepted"]
+    started = time.monotonic()
+    slow = anyio.run(services.feedback.submit, [(recent, 0), (known, 0), (recent, 1)])
+    assert time.monotonic() - started > 0.6
+    assert [r.status for r in slow] == ["unknown", "duplicate", "unknown"]
+    assert _outcomes(services)["unknown"] == 5
 
 
 @pytest.mark.parametrize("n", [0, 5001])
