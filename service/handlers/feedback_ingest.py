@@ -6,10 +6,11 @@ retried batch changes nothing), ``conflict`` (a different label was stored first
 ``invalid`` (malformed id, label not among the model's classes).
 
 A label that names a prediction made less than ``recent_wait_seconds`` ago and not found, even after this
-process flushed its own log, waits until the prediction is that old and is looked up once more: another
-worker or replica ships its log every ``log_flush_seconds``, and a label posted right after its prediction
-is then ``accepted`` instead of ``unknown``. The wait happens on the event loop, outside the group-commit
-thread, so other requests' labels do not wait with it. Ids are UUIDv7: their time says how old they are.
+process flushed its own log, is looked up again after 0.1 s and then every 0.2 s, until it is found or the prediction
+is that old: another worker or replica ships its log every ``log_flush_seconds``, and a label posted right
+after its prediction is then ``accepted`` instead of ``unknown``. The waits happen on the event loop, outside
+the group-commit thread, so other requests' labels do not wait with them. Ids are UUIDv7: their time says how
+old they are.
 
 A small request goes to the group-commit thread as it came: that thread validates every request queued
 with it, looks their ids up together (a label that overtook its prediction flushes this process's writer
@@ -53,6 +54,7 @@ from service.repository.registry import Registry
 
 SMALL_REQUEST = 100  # items; smaller requests share a transaction with their concurrent peers
 LATER = "later"  # internal: not found yet, young enough to be looked up again after the wait (never answered)
+LOOK_AGAIN = (0.1, 0.2)  # s: the first pause, then every later one; a replica ships every LOG_FLUSH_SECONDS (0.2)
 
 
 @dataclass
@@ -122,12 +124,16 @@ class FeedbackIngest:
             return await asyncio.to_thread(self.submit_sync, items)
         results = await _wait(self._group.submit(Submitted(items, may_wait=self.recent_wait_seconds > 0)))
         later = [i for i, r in enumerate(results) if r.status == LATER]
-        if later:  # a sibling's next shipping round may bring them: look again once they are old enough
+        pause = LOOK_AGAIN[0]
+        while later:  # a sibling's next shipping round may bring them: look again
             ripe = max(uuid7_seconds(results[i].prediction_id) or 0.0 for i in later) + self.recent_wait_seconds
-            await asyncio.sleep(max(0.0, ripe - time.time()))
-            again = await _wait(self._group.submit(Submitted([items[i] for i in later])))
+            last = time.time() + pause >= ripe  # then judged for good: found, or `unknown`
+            await asyncio.sleep(max(0.0, min(pause, ripe - time.time())))
+            again = await _wait(self._group.submit(Submitted([items[i] for i in later], may_wait=not last)))
             for i, result in zip(later, again, strict=True):
                 results[i] = result
+            later = [i for i in later if results[i].status == LATER]
+            pause = LOOK_AGAIN[1]
         return results
 
     def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
