@@ -124,16 +124,18 @@ class FeedbackIngest:
             return await asyncio.to_thread(self.submit_sync, items)
         results = await _wait(self._group.submit(Submitted(items, may_wait=self.recent_wait_seconds > 0)))
         later = [i for i, r in enumerate(results) if r.status == LATER]
-        pause = LOOK_AGAIN[0]
+        nominal = LOOK_AGAIN[0]
+        deadline = time.monotonic() + self.recent_wait_seconds  # however the wall clock moves meanwhile
         while later:  # a sibling's next shipping round may bring them: look again
             ripe = max(uuid7_seconds(results[i].prediction_id) or 0.0 for i in later) + self.recent_wait_seconds
-            last = time.time() + pause >= ripe  # then judged for good: found, or `unknown`
-            await asyncio.sleep(max(0.0, min(pause, ripe - time.time())))
+            pause = min(nominal, ripe - time.time(), deadline - time.monotonic())
+            last = pause < nominal  # the predictions are that old by then: judged for good, found or `unknown`
+            await asyncio.sleep(max(0.0, pause))
             again = await _wait(self._group.submit(Submitted([items[i] for i in later], may_wait=not last)))
             for i, result in zip(later, again, strict=True):
                 results[i] = result
             later = [i for i in later if results[i].status == LATER]
-            pause = LOOK_AGAIN[1]
+            nominal = LOOK_AGAIN[1]
         return results
 
     def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:

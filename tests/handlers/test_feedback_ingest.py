@@ -191,6 +191,20 @@ def test_only_recent_missing_ids_wait(services: Services) -> None:
     assert _outcomes(services)["unknown"] == 5
 
 
+def test_the_wait_is_bounded_even_if_the_wall_clock_stops(services: Services,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait ends ``recent_wait_seconds`` after it began by the monotonic clock: an id stays "recent" for ever
+    under a wall clock that stands still (or is set back), and must still get its answer."""
+    services.feedback.recent_wait_seconds = 0.6
+    frozen = time.time()
+    now_ms = int(frozen * 1000)
+    recent = f"{now_ms:012x}"[:8] + "-" + f"{now_ms:012x}"[8:] + "-7000-8000-000000000002"
+    monkeypatch.setattr(time, "time", lambda: frozen)
+    started = time.monotonic()
+    (result,) = anyio.run(services.feedback.submit, [(recent, 0)])
+    assert result.status == "unknown" and 0.5 < time.monotonic() - started < 2.0
+
+
 @pytest.mark.parametrize("n", [0, 5001])
 def test_batch_size_bounds(services: Services, n: int) -> None:
     with pytest.raises(Exception, match="at least one|at most 5000"):
