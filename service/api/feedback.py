@@ -18,7 +18,11 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 @router.post("/feedback", responses={200: {"model": FeedbackResponse}, **errors(*BODY, 503)},
              openapi_extra=json_body(FEEDBACK_REQUEST))
 async def post_feedback(request: Request, services: ServicesDep) -> Response:
-    """Labels for earlier predictions: per-item accepted / duplicate / conflict / unknown / invalid."""
+    """Labels for earlier predictions: per-item accepted / duplicate / conflict / unknown / invalid.
+
+    `unknown` is retryable: no prediction with that id is stored yet. A label for a prediction made less than
+    `CALIBSERVE_FEEDBACK_RECENT_WAIT_SECONDS` (1 s) ago that another worker or replica has not stored yet is
+    looked up again until the prediction is that old, so such an answer can take up to that long."""
     body = json_object(await read_body(request, services.settings.max_body_bytes))
     items = body.get("items")
     if not isinstance(items, list):
