@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     max_feedback_items: int = 5000
     feedback_recent_wait_seconds: float = Field(
         default=1.0, ge=0, le=10, description="A label for a prediction made less than this long ago and not stored "
-        "yet is looked up again once the prediction is this old (another worker or replica ships its log every "
-        "LOG_FLUSH_SECONDS), not answered `unknown` at once. 0: never wait.")
+        "yet is looked up again every 0.2 s until it is found or the prediction is this old (another worker or "
+        "replica ships its log every LOG_FLUSH_SECONDS), not answered `unknown` at once. 0: never wait.")
     body_timeout_seconds: float = Field(default=30.0, gt=0, description="A body must arrive within this (408).")
     header_timeout_seconds: float = Field(default=10.0, gt=0, description="A request head must arrive within this.")
     keep_alive_seconds: float = Field(default=5.0, gt=0, description="uvicorn closes idle keep-alive connections.")
