@@ -120,9 +120,7 @@ class FeedbackIngest:
 
     async def submit(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
         """Per-item statuses, each ``accepted`` item committed before this returns."""
-        if len(items) >= SMALL_REQUEST:
-            return await asyncio.to_thread(self.submit_sync, items)
-        results = await _wait(self._group.submit(Submitted(items, may_wait=self.recent_wait_seconds > 0)))
+        results = await self._once(Submitted(items, may_wait=self.recent_wait_seconds > 0))
         later = [i for i, r in enumerate(results) if r.status == LATER]
         nominal = LOOK_AGAIN[0]
         deadline = time.monotonic() + self.recent_wait_seconds  # however the wall clock moves meanwhile
@@ -131,7 +129,7 @@ class FeedbackIngest:
             pause = min(nominal, ripe - time.time(), deadline - time.monotonic())
             last = pause < nominal  # the predictions are that old by then: judged for good, found or `unknown`
             await asyncio.sleep(max(0.0, pause))
-            again = await _wait(self._group.submit(Submitted([items[i] for i in later], may_wait=not last)))
+            again = await self._once(Submitted([items[i] for i in later], may_wait=not last))
             for i, result in zip(later, again, strict=True):
                 results[i] = result
             later = [i for i in later if results[i].status == LATER]
@@ -139,9 +137,17 @@ class FeedbackIngest:
         return results
 
     def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
-        """The same, in the calling thread (a large request; the CLI; tests of the transaction itself), without
-        the wait for recent ids."""
-        (outcome,) = self._serve_group([Submitted(items)])
+        """The same in the calling thread (in-process benchmarks; tests of the transaction itself), without the
+        wait for recent ids."""
+        return self._serve_alone(Submitted(items))
+
+    async def _once(self, request: Submitted) -> list[ItemResult]:
+        if len(request.items) < SMALL_REQUEST:
+            return await _wait(self._group.submit(request))
+        return await asyncio.to_thread(self._serve_alone, request)  # a large request: its own transaction
+
+    def _serve_alone(self, request: Submitted) -> list[ItemResult]:
+        (outcome,) = self._serve_group([request])
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome

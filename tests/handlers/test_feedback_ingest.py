@@ -140,35 +140,40 @@ def _outcomes(services: Services) -> dict[str, float]:
             for o, m in (("accepted", "digits"), ("unknown", "unknown"))}
 
 
-@pytest.mark.parametrize("wait", [0.0, 1.5])
+@pytest.mark.parametrize(("wait", "others"), [(0.0, 0), (1.5, 0), (1.5, 119)])
 def test_a_label_for_another_workers_unshipped_prediction_waits_for_its_round(services: Services,
-                                                                              settings: Settings, wait: float) -> None:
+                                                                              settings: Settings, wait: float,
+                                                                              others: int) -> None:
     """A sibling (another worker or replica on the same database) served the prediction and ships it 0.3 s
     later: this process cannot flush that log. With a wait, the label is looked up again until it is found
-    (or the prediction is ``wait`` old) and is accepted, counted once; without one it is ``unknown``."""
+    (or the prediction is ``wait`` old) and is accepted, counted once; without one it is ``unknown``. With 119
+    labels of this process's own beside it, the request takes the large-request path (its own transaction in a
+    worker thread) and waits the same way."""
     services.feedback.recent_wait_seconds = wait
     sibling = build_services(settings.model_copy(update={"spool_dir": settings.spool_dir / "sibling",
                                                          "log_flush_seconds": 30.0}))
     sibling.registry.load_all()
     sibling.writer.start()
+    own = _serve(services, others) if others else []
     try:
         (pid,) = _serve(sibling, 1)
         shipper = threading.Timer(0.3, sibling.writer.flush)  # the sibling's next shipping round
         shipper.start()
         started = time.monotonic()
-        (result,) = anyio.run(services.feedback.submit, [(pid, 0)])
+        *mine, result = anyio.run(services.feedback.submit, [(p, 0) for p in own] + [(pid, 0)])
         waited = time.monotonic() - started
         shipper.join()
     finally:
         sibling.writer.stop()
         sibling.engine.dispose()
+    assert [r.status for r in mine] == ["accepted"] * others
     if wait == 0:
         assert result.status == "unknown" and waited < 0.3
         assert _outcomes(services) == {"accepted": 0, "unknown": 1}
     else:
         # looked up again after 0.1, 0.3, 0.5 s: found after the round at 0.3 s, well before the 1.5 s bound
         assert result.status == "accepted" and 0.3 < waited < 1.0, waited
-        assert _outcomes(services) == {"accepted": 1, "unknown": 0}  # the first look-up is not counted
+        assert _outcomes(services) == {"accepted": 1 + others, "unknown": 0}  # the first look-up is not counted
 
 
 def test_only_recent_missing_ids_wait(services: Services) -> None:
