@@ -5,12 +5,8 @@ retried batch changes nothing), ``conflict`` (a different label was stored first
 ``unknown`` (no such prediction yet — retryable: it may still be in another replica's log) or
 ``invalid`` (malformed id, label not among the model's classes).
 
-A label that names a prediction made less than ``recent_wait_seconds`` ago and not found, even after this
-process flushed its own log, is looked up again after 0.1 s and then every 0.2 s, until it is found or the prediction
-is that old: another worker or replica ships its log every ``log_flush_seconds``, and a label posted right
-after its prediction is then ``accepted`` instead of ``unknown``. The waits happen on the event loop, outside
-the group-commit thread, so other requests' labels do not wait with them. Ids are UUIDv7: their time says how
-old they are.
+A label for a recent prediction that another worker or replica has not shipped yet is looked up again for
+up to ``recent_wait_seconds`` before it is ``unknown`` (``feedback_recent.py``).
 
 A small request goes to the group-commit thread as it came: that thread validates every request queued
 with it, looks their ids up together (a label that overtook its prediction flushes this process's writer
@@ -31,30 +27,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.calibration import streaming
-from service.calibration.classwise_stats import ClasswiseStats
 from service.db import feedback as feedback_rows
 from service.db.engine import database_unreachable, read_session
 from service.db.predictions import StoredPrediction, find_predictions
-from service.db.stats import BucketStats, bucket_start, bucket_stat_upserts, execute_upserts
+from service.db.stats import BucketStats, bucket_stat_upserts, execute_upserts
 from service.db.writer import PredictionWriter
 from service.errors import InvalidInput, PayloadTooLarge, ServiceError
 from service.handlers.feedback_labels import label_index, valid_prediction_id
+from service.handlers.feedback_recent import LATER, is_recent, look_again
 from service.handlers.group_commit import GroupCommit
-from service.handlers.ids import uuid7_seconds
 from service.handlers.shadow_scoring import ShadowScoring
 from service.monitoring.bin_counters import count_bins
+from service.monitoring.bucket_stats import bucket_stats
 from service.monitoring.decision_feedback import add_label_stats
 from service.monitoring.metrics import ServiceMetrics
 from service.monitoring.slices import SliceRecorder
 from service.repository.registry import Registry
 
 SMALL_REQUEST = 100  # items; smaller requests share a transaction with their concurrent peers
-LATER = "later"  # internal: not found yet, young enough to be looked up again after the wait (never answered)
-LOOK_AGAIN = (0.1, 0.2)  # s: the first pause, then every later one; a replica ships every LOG_FLUSH_SECONDS (0.2)
 
 
 @dataclass
@@ -121,20 +114,11 @@ class FeedbackIngest:
     async def submit(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
         """Per-item statuses, each ``accepted`` item committed before this returns."""
         results = await self._once(Submitted(items, may_wait=self.recent_wait_seconds > 0))
-        later = [i for i, r in enumerate(results) if r.status == LATER]
-        nominal = LOOK_AGAIN[0]
-        deadline = time.monotonic() + self.recent_wait_seconds  # however the wall clock moves meanwhile
-        while later:  # a sibling's next shipping round may bring them: look again
-            ripe = max(uuid7_seconds(results[i].prediction_id) or 0.0 for i in later) + self.recent_wait_seconds
-            pause = min(nominal, ripe - time.time(), deadline - time.monotonic())
-            last = pause < nominal  # the predictions are that old by then: judged for good, found or `unknown`
-            await asyncio.sleep(max(0.0, pause))
-            again = await self._once(Submitted([items[i] for i in later], may_wait=not last))
-            for i, result in zip(later, again, strict=True):
-                results[i] = result
-            later = [i for i in later if results[i].status == LATER]
-            nominal = LOOK_AGAIN[1]
-        return results
+
+        async def judge(again: list[tuple[Any, Any]], may_wait: bool) -> list[ItemResult]:
+            return await self._once(Submitted(again, may_wait))
+
+        return await look_again(results, items, self.recent_wait_seconds, judge)
 
     def submit_sync(self, items: list[tuple[Any, Any]]) -> list[ItemResult]:
         """The same in the calling thread (in-process benchmarks; tests of the transaction itself), without the
@@ -193,12 +177,12 @@ class FeedbackIngest:
     def _judge_all(self, checked: Checked, known: dict[str, StoredPrediction]) -> Prepared:
         prepared = Prepared([], {}, known)
         results = checked.results
-        recent = time.time() - self.recent_wait_seconds
+        now = time.time()
         for pid, positions in checked.wanted.items():
             row = known.get(pid)
-            made = uuid7_seconds(pid) if row is None and checked.may_wait else None
+            later = row is None and checked.may_wait and is_recent(pid, self.recent_wait_seconds, now)
             for i in positions:
-                if made is not None and recent < made <= time.time() + 1.0:  # not a forged time in the future
+                if later:
                     results[i] = ItemResult(pid, LATER)
                 else:
                     results[i] = self._judge(prepared, pid, row, checked.items[i][1])
@@ -303,20 +287,3 @@ class FeedbackIngest:
 async def _wait(future: Future[list[ItemResult]]) -> list[ItemResult]:
     result: list[ItemResult] = await asyncio.wrap_future(future)
     return result
-
-
-def bucket_stats(rows: list[StoredPrediction], labels: list[int], bucket_seconds: int,
-                 class_bins: int) -> list[BucketStats]:
-    """The statistics to add per (model, version, calibrator_version, prediction-time bucket)."""
-    groups: dict[tuple[str, int, int, datetime], list[int]] = defaultdict(list)
-    for i, r in enumerate(rows):
-        groups[(r.model, r.version, r.calibrator_version, bucket_start(r.created_at, bucket_seconds))].append(i)
-    out = []
-    for key, idx in groups.items():
-        probs = np.stack([rows[i].probabilities for i in idx]).astype(np.float64)
-        y = np.asarray([labels[i] for i in idx])
-        fine = streaming.BinStats.from_predictions(probs, y)
-        cls = ClasswiseStats.from_predictions(probs, y, n_bins=class_bins)
-        out.append(BucketStats(key, fine.count, fine.confidence_sum, fine.correct_sum, cls.count, cls.prob_sum,
-                               cls.label_sum, float(len(idx)), float(fine.nll_sum), float(fine.brier_sum)))
-    return out
